@@ -52,6 +52,8 @@ def nbgrader(args, cwd, *, timeout=None, env=None) -> subprocess.CompletedProces
     """Run ``python -m nbgrader ARGS`` in ``cwd``; raise :class:`CourseError` with its log on failure."""
     run_env = dict(os.environ if env is None else env)
     run_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # nbgrader runs the `alembic` command of its environment: put this interpreter's bin first.
+    run_env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), run_env.get("PATH", "")])
     proc = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout, env=run_env)
     if proc.returncode != 0:

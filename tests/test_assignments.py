@@ -1,0 +1,183 @@
+"""Every assignment, end to end through real nbgrader.
+
+For each ``solutions/NAME/assignment.ipynb``:
+
+- structure: points on every graded cell, unique ids, a manually graded answer, hidden tests,
+  and the ``Total: N points`` stated to students equals the points in the metadata;
+- ``nbgrader validate`` passes on the source, ``nbgrader validate --invert`` on the release;
+- drift: regenerating the release reproduces ``chapters/NAME/assignment.ipynb`` exactly;
+- round trip in a scratch course: generate, submit (a) the solution, (b) the untouched
+  release, (c) one deliberately wrong function (tests/roundtrip/NAME.json), autograde, export,
+  and check the exact automatic scores: full marks, zero, and exactly the points of the tests
+  the wrong answer must fail.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+import assignment_tools as at
+from nnlab import course
+
+ROOT = at.ROOT
+NAMES = course.assignments(ROOT)
+STUDENTS = ("solution", "release", "wrong")
+
+
+def _sources():
+    return {name: at.read(ROOT / "solutions" / name / "assignment.ipynb") for name in NAMES}
+
+
+# -- structure (fast) ---------------------------------------------------------------------------
+@pytest.mark.parametrize("name", NAMES)
+def test_assignment_structure(name):
+    nb = at.read(ROOT / "solutions" / name / "assignment.ipynb")
+    cells = at.graded_cells(nb)
+    ids = [at.nbgrader_meta(c).get("grade_id") for c in nb.cells if at.nbgrader_meta(c)]
+    assert len(ids) == len(set(ids)), f"duplicate grade_id in {name}: {ids}"
+    assert all(pts > 0 for _, pts, _ in cells), f"graded cells without points: {cells}"
+    assert any(kind == "auto" for *_, kind in cells), "no autograded test cell"
+    assert any(kind == "manual" for *_, kind in cells), "no manually graded written answer"
+    total = sum(pts for _, pts, _ in cells)
+    assert at.stated_total(nb) == total, (
+        f"first markdown cell states Total: {at.stated_total(nb)} points, metadata sums to {total}")
+    text = "\n".join(c.source for c in nb.cells)
+    assert "### BEGIN HIDDEN TESTS" in text, "no hidden tests"
+    for cell in nb.cells:
+        meta = at.nbgrader_meta(cell)
+        if meta.get("solution") and cell.cell_type == "code":
+            assert "### BEGIN SOLUTION" in cell.source, f"solution cell {meta['grade_id']} has no markers"
+        if cell.cell_type == "code":
+            assert not cell.get("outputs") and cell.get("execution_count") is None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_roundtrip_spec_names_real_cells(name):
+    nb = at.read(ROOT / "solutions" / name / "assignment.ipynb")
+    spec = at.load_spec(name)
+    solution_ids = {at.nbgrader_meta(c)["grade_id"] for c in nb.cells if at.nbgrader_meta(c).get("solution")}
+    assert spec["wrong"]["cell"] in solution_ids
+    assert spec["fails"] and set(spec["fails"]) <= set(at.auto_points(nb)), spec["fails"]
+    assert set(spec["fails"]) != set(at.auto_points(nb)), "the wrong answer should not fail every test"
+
+
+def test_chapters_and_solutions_match_one_to_one():
+    chapters = {p.name for p in (ROOT / "chapters").iterdir() if p.is_dir()}
+    assert chapters, "no chapters"
+    for name in NAMES:
+        assert name in chapters, f"solutions/{name} has no chapters/{name}"
+        assert (ROOT / "chapters" / name / "assignment.ipynb").is_file(), f"chapters/{name}: run make release"
+    for name in chapters:
+        assert (ROOT / "chapters" / name / "lecture.ipynb").is_file(), f"chapters/{name} has no lecture"
+        assert name in NAMES, f"chapters/{name} has no nbgrader source in solutions/{name}"
+
+
+# -- nbgrader (slow) ----------------------------------------------------------------------------
+def _validate(path, *extra):
+    proc = subprocess.run([sys.executable, "-m", "nbgrader", "validate", str(path), *extra],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    return proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_validate_source_passes(name):
+    out = _validate(ROOT / "solutions" / name / "assignment.ipynb")
+    assert "Success! Your notebook passes all the tests." in out, out[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_validate_release_fails_every_test(name):
+    out = _validate(ROOT / "chapters" / name / "assignment.ipynb", "--invert")
+    assert "Success! The notebook does not pass any tests." in out, out[-3000:]
+
+
+@pytest.fixture(scope="module")
+def generate(tmp_path_factory):
+    """Generate an assignment in a scratch course (once per assignment); return the course dir."""
+    done = {}
+
+    def _generate(name):
+        if name not in done:
+            base = tmp_path_factory.mktemp(f"course-{name}")
+            course.make_course_dir(ROOT, base, [name])
+            course.generate(ROOT, base, name)
+            done[name] = base
+        return done[name]
+
+    return _generate
+
+
+def _canonical(nb):
+    return json.dumps(nb, sort_keys=True, indent=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_release_has_not_drifted(generate, name):
+    fresh = at.read(generate(name) / "release" / name / "assignment.ipynb")
+    committed = at.read(ROOT / "chapters" / name / "assignment.ipynb")
+    assert _canonical(fresh) == _canonical(committed), (
+        f"chapters/{name}/assignment.ipynb differs from what solutions/{name} generates: run `make release`")
+    assert "### BEGIN SOLUTION" not in _canonical(committed)
+    assert "### BEGIN HIDDEN TESTS" not in _canonical(committed)
+
+
+def _gradebook_scores(course_dir, name):
+    """student -> {grade_id: auto_score} for the autograded test cells, read from gradebook.db."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=DeprecationWarning)
+        from nbgrader.api import Gradebook
+    scores = {}
+    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gb:
+        for student in STUDENTS:
+            nb = gb.find_submission_notebook("assignment", name, student)
+            scores[student] = {g.name: g.auto_score for g in nb.grades if g.cell.cell_type == "code"}
+    return scores
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_grading_round_trip(generate, tmp_path, name):
+    source = at.read(ROOT / "solutions" / name / "assignment.ipynb")
+    spec = at.load_spec(name)
+    points = at.auto_points(source)
+
+    course_dir = tmp_path / "course"
+    shutil.copytree(generate(name), course_dir)
+    release = at.read(course_dir / "release" / name / "assignment.ipynb")
+    submissions = {
+        "solution": at.fill_solutions(release, source),
+        "release": release,
+        "wrong": at.fill_solutions(release, source, {spec["wrong"]["cell"]: spec["wrong"]["source"]}),
+    }
+    for student, nb in submissions.items():
+        folder = course_dir / "submitted" / student / name
+        folder.mkdir(parents=True)
+        at.nbformat.write(nb, str(folder / "assignment.ipynb"))
+        (folder / "timestamp.txt").write_text("2026-01-15 12:00:00.000000 UTC")
+
+    course.nbgrader(["autograde", name, "--create", "--force"], cwd=course_dir, timeout=1800)
+    scores = _gradebook_scores(course_dir, name)
+
+    assert set(scores["solution"]) == set(points)
+    assert scores["solution"] == points, "the solution must get full marks on every autograded test"
+    assert scores["release"] == dict.fromkeys(points, 0.0), "the untouched release must get 0 everywhere"
+    expected_wrong = {gid: (0.0 if gid in spec["fails"] else pts) for gid, pts in points.items()}
+    assert scores["wrong"] == expected_wrong, f"wrong answer: {spec['why']}"
+
+    # The exported CSV carries the same totals (manual answers are not graded yet: 0).
+    course.nbgrader(["export", "--to", str(course_dir / "grades.csv")], cwd=course_dir)
+    with open(course_dir / "grades.csv", newline="") as fh:
+        rows = {r["student_id"]: r for r in csv.DictReader(fh) if r["assignment"] == name}
+    assert float(rows["solution"]["raw_score"]) == sum(points.values())
+    assert float(rows["release"]["raw_score"]) == 0.0
+    assert float(rows["wrong"]["raw_score"]) == sum(expected_wrong.values())
+    assert float(rows["solution"]["max_score"]) == at.stated_total(source)
