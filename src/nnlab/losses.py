@@ -98,13 +98,30 @@ def mean_squared_error(y_true, y_pred):
 
 
 def softmax(z, axis=-1):
-    """Softmax along ``axis``, stable for any logits.
+    """Softmax along ``axis``, stable for any finite logits.
 
-    Subtracting the row maximum leaves the result unchanged (softmax is shift invariant) and
-    makes every exponent ``<= 0``, so ``exp`` cannot overflow: logits of 1000 are fine.
+    Parameters
+    ----------
+    z : ndarray of shape (n_samples, n_classes) (any shape with at least one axis)
+        Logits; float or integer.
+    axis : int
+        The axis holding the classes.
+
+    Returns
+    -------
+    p : ndarray shaped like ``z``, floating point
+        ``p_i = exp(z_i) / sum_j exp(z_j)``: positive, summing to 1 along ``axis``.
+
+    Notes
+    -----
+    Softmax is shift invariant, ``softmax(z - c) = softmax(z)`` for any constant ``c`` per row.
+    Subtracting the row maximum makes every exponent ``<= 0``, so ``exp`` cannot overflow
+    (logits of 1000 are fine) and the largest term is exactly 1, so the sum cannot underflow to 0.
     """
     z = check_array(z, "z", dtype_kind="fiu")
-    shifted = z - np.max(z, axis=axis, keepdims=True)
+    if z.ndim == 0 or z.shape[axis] == 0:
+        raise ValueError(f"z must hold at least one logit along axis {axis}, got shape {z.shape}")
+    shifted = z - np.max(z, axis=axis, keepdims=True)  # max-shift: every exponent <= 0
     e = np.exp(shifted)
     return e / np.sum(e, axis=axis, keepdims=True)
 
@@ -112,32 +129,71 @@ def softmax(z, axis=-1):
 def log_softmax(z, axis=-1):
     """``log(softmax(z))`` via log-sum-exp: ``z - max - log(sum(exp(z - max)))``.
 
-    Computing ``np.log(softmax(z))`` instead gives ``-inf`` once a probability underflows to 0.
+    Parameters
+    ----------
+    z : ndarray of shape (n_samples, n_classes) (any shape with at least one axis)
+        Logits; float or integer.
+    axis : int
+        The axis holding the classes.
+
+    Returns
+    -------
+    log_p : ndarray shaped like ``z``
+        Log-probabilities, all ``<= 0``, finite for finite ``z``.
+
+    Notes
+    -----
+    Computing ``np.log(softmax(z))`` instead gives ``-inf`` once a probability underflows to 0
+    (e.g. ``z = [0, -1000]``), while ``log_softmax`` returns the exact ``-1000``.
     """
     z = check_array(z, "z", dtype_kind="fiu")
+    if z.ndim == 0 or z.shape[axis] == 0:
+        raise ValueError(f"z must hold at least one logit along axis {axis}, got shape {z.shape}")
     shifted = z - np.max(z, axis=axis, keepdims=True)
+    # log-sum-exp of the shifted logits lies in [0, log(n_classes)]: no overflow, no log(0)
     return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
 
 def one_hot(y, n_classes, dtype=np.float32):
-    """Integer labels ``(n_samples,)`` -> one-hot matrix ``(n_samples, n_classes)``."""
+    """Integer labels -> one-hot matrix.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n_samples,)
+        Integer class labels in ``[0, n_classes)`` (integer-valued floats are accepted).
+    n_classes : int
+        Number of classes, at least 1.
+    dtype : numpy dtype
+
+    Returns
+    -------
+    onehot : ndarray of shape (n_samples, n_classes)
+        ``onehot[i, y[i]] = 1``, every other entry 0.
+    """
+    from ._validation import check_number
+
+    check_number(n_classes, "n_classes", low=1, integer=True)
     labels = check_class_labels(y, n_classes)
-    out = np.zeros((len(labels), n_classes), dtype=dtype)
+    out = np.zeros((len(labels), int(n_classes)), dtype=dtype)
     out[np.arange(len(labels)), labels] = 1
     return out
 
 
 def _class_targets(y_true, z):
-    """Integer labels or one-hot rows -> one-hot matrix matching logits ``z``."""
-    y = np.asarray(y_true)
+    """Integer labels ``(n_samples,)`` or one-hot rows ``(n_samples, n_classes)`` -> one-hot
+    matrix with the shape and dtype of the logits ``z`` ``(n_samples, n_classes)``."""
+    y = check_array(y_true, "y_true", ndim=(1, 2))
     if y.ndim == 1:
-        return one_hot(y, z.shape[1], dtype=z.dtype)
-    y = check_array(y, "y_true", ndim=2)
+        labels = check_class_labels(y, z.shape[1], "y_true")
+        return one_hot(labels, z.shape[1], dtype=z.dtype)
     if y.shape != z.shape:
-        raise ValueError(f"one-hot y_true must have the shape of the logits {z.shape}, got {y.shape}")
-    if np.any((y != 0) & (y != 1)) or np.any(y.sum(axis=1) != 1):
-        raise ValueError("one-hot y_true must have exactly one 1 per row and 0 elsewhere; "
-                         "pass integer labels of shape (n_samples,) otherwise")
+        raise ValueError(f"one-hot y_true must have the shape of the logits {z.shape}, got shape {y.shape}")
+    bad_rows = np.flatnonzero(np.any((y != 0) & (y != 1), axis=1) | (np.sum(y, axis=1) != 1))
+    if bad_rows.size:
+        i = bad_rows[0]
+        raise ValueError(f"one-hot y_true must have exactly one 1 per row and 0 elsewhere, got row {i} "
+                         f"= {y[i].tolist()} ({bad_rows.size} bad row(s)); pass integer labels of shape "
+                         "(n_samples,) otherwise")
     return y.astype(z.dtype)
 
 
@@ -146,22 +202,25 @@ def softmax_cross_entropy(logits, y_true):
 
     Parameters
     ----------
-    logits : ndarray of shape (n_samples, n_classes)
+    logits : ndarray of shape (n_samples, n_classes), float
     y_true : ndarray of shape (n_samples,) with integer labels, or (n_samples, n_classes) one-hot
 
     Returns
     -------
     loss : float
-        ``-mean_i log softmax(z_i)[y_i]``, computed with :func:`log_softmax`.
-    grad : ndarray of shape (n_samples, n_classes)
+        ``-mean_i log softmax(z_i)[y_i]``, computed with :func:`log_softmax`, so it stays finite
+        for any finite logits (a confident wrong logit gap of 1000 costs 1000, not ``inf``).
+    grad : ndarray of shape (n_samples, n_classes), dtype of ``logits``
         ``dL/dz = (softmax(z) - onehot(y)) / n_samples``: the softmax Jacobian
         ``p_i (delta_ij - p_j)`` contracted with ``-y / p`` collapses to ``p - y``.
     """
     z = check_array(logits, "logits", ndim=2, dtype_kind="f")
+    if z.shape[0] == 0 or z.shape[1] == 0:
+        raise ValueError(f"logits must hold at least one sample and one class, got shape {z.shape}")
     y = _class_targets(y_true, z)
     check_same_length(y, z, "y_true", "logits")
     n = len(z)
     logp = log_softmax(z)
     loss = -np.sum(y * logp) / n
-    grad = (np.exp(logp) - y) / n
+    grad = (np.exp(logp) - y) / n  # exp(log_softmax) = softmax, without recomputing the shift
     return float(loss), grad.astype(z.dtype, copy=False)
