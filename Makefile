@@ -7,7 +7,6 @@ JB     := $(VENV)/bin/jupyter-book
 STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export TF_CPP_MIN_LOG_LEVEL := 2
-export PYTHONWARNINGS := ignore::DeprecationWarning:jupyter_client.connect
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 .PHONY: help setup book test test-units test-notebooks test-grading release lab chapter clean

@@ -68,7 +68,7 @@ def check_binary_labels(y, name: str = "y") -> np.ndarray:
     arr = check_array(y, name)
     bad = arr[(arr != 0) & (arr != 1)]
     if bad.size:
-        raise ValueError(f"{name} must hold binary labels 0 or 1, got {bad.flat[0]!r} "
+        raise ValueError(f"{name} must hold binary labels 0 or 1, got {bad.flat[0].item()!r} "
                          f"({bad.size} value(s) outside {{0, 1}})")
     return arr
 
@@ -79,11 +79,11 @@ def check_class_labels(y, n_classes: int, name: str = "y") -> np.ndarray:
     if arr.dtype.kind == "f":
         if not np.all(arr == np.round(arr)):
             raise ValueError(f"{name} must hold integer class labels, got non-integer values "
-                             f"such as {arr[arr != np.round(arr)][0]!r}")
+                             f"such as {arr[arr != np.round(arr)][0].item()!r}")
     arr = arr.astype(np.int64)
     bad = arr[(arr < 0) | (arr >= n_classes)]
     if bad.size:
-        raise ValueError(f"{name} must hold class labels in [0, {n_classes}), got {bad[0]!r}")
+        raise ValueError(f"{name} must hold class labels in [0, {n_classes}), got {bad[0].item()!r}")
     return arr
 
 
