@@ -268,3 +268,41 @@ def _read_fashion_mnist(folder):
             raise ValueError(f"{folder}: {part} files do not hold 28x28 images with one label each "
                              f"(images {images.shape}, labels {labels.shape})")
     return (x_train, y_train), (x_test, y_test)
+
+
+# ---------------------------------------------------------------------------------------------
+# Noise augmentation
+# ---------------------------------------------------------------------------------------------
+def augment_with_noise(X, y, fraction, sigma, rng):
+    """Append noisy copies of randomly chosen samples, keeping their labels.
+
+    ``round(fraction * n_samples)`` distinct samples are drawn without replacement; each copy is
+    shifted by Gaussian noise ``N(0, sigma**2)`` on every feature, in the units of ``X`` (so
+    augment before standardizing). The originals come first, unchanged, then the copies.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples,)
+    fraction : float in [0, 1]
+        Number of extra samples as a fraction of ``n_samples`` (0.1 adds 10 %).
+    sigma : float >= 0
+        Standard deviation of the shift.
+    rng : np.random.Generator or int
+
+    Returns
+    -------
+    X_aug : ndarray of shape (n_samples + n_extra, n_features), dtype of ``X``
+    y_aug : ndarray of shape (n_samples + n_extra,), dtype of ``y``
+    """
+    X = check_array(X, "X", ndim=2)
+    y = check_array(y, "y", ndim=1)
+    check_same_length(X, y, "X", "y")
+    check_number(fraction, "fraction", low=0, high=1, high_inclusive=True)
+    check_number(sigma, "sigma", low=0)
+    rng = check_rng(rng)
+    n_extra = int(round(fraction * len(X)))
+    idx = rng.choice(len(X), size=n_extra, replace=False)
+    shifts = rng.normal(0.0, sigma, size=(n_extra, X.shape[1]))
+    X_new = (X[idx] + shifts).astype(X.dtype if X.dtype.kind == "f" else np.float32)
+    return np.concatenate([X.astype(X_new.dtype), X_new]), np.concatenate([y, y[idx]])
