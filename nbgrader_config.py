@@ -3,9 +3,11 @@
 Layout: the nbgrader *source* of every assignment is ``solutions/<chapter>/assignment.ipynb``
 (solutions and hidden tests); ``python -m nnlab.course release <chapter>`` (``make release``)
 generates the student version and copies it to ``chapters/<chapter>/assignment.ipynb``.
-Instructors run the other nbgrader steps (collect, autograde, formgrader, feedback, export)
-from this folder; ``submitted/``, ``autograded/``, ``feedback/`` and ``gradebook.db`` are
-git-ignored.
+Instructors grade from this folder with ``python -m nnlab.course collect|grade|feedback|export|report``
+(see teaching.md): ``grade`` runs every submission's kernel in a bubblewrap sandbox with the
+limits below. ``submitted/``, ``autograded/``, ``feedback/`` and ``gradebook.db`` are git-ignored.
+Plain ``nbgrader autograde`` (and the formgrader's autograde button) still works, but runs
+student code UNSANDBOXED.
 """
 import os
 
@@ -32,6 +34,44 @@ c.IgnorePattern.pattern = (
     r"(absl::InitializeLog|oneDNN custom operations|cpu_feature_guard|"
     r"[IWE]\d{4} [\d:.]+\s+\d+ \S+\.cc:\d+\]|\w*Warning: )"
 )
+
+# Output kept per test cell in the graded notebook (lines; nbgrader's LimitOutput). The sandboxed
+# grader also caps every cell's output at c.Sandbox.max_output_bytes while it runs.
+c.LimitOutput.max_lines = 1000
+c.LimitOutput.max_traceback = 100
+
+# The grading sandbox (nnlab.grading.sandbox): what one submission's kernel may use.
+c.Sandbox.memory_mb = 2048          # address space (RLIMIT_AS); raise for TensorFlow assignments
+c.Sandbox.max_processes = 128       # processes + threads (RLIMIT_NPROC): stops fork bombs
+c.Sandbox.max_file_mb = 64          # largest file a kernel may write
+c.Sandbox.cpu_seconds = 600         # CPU seconds per kernel process
+c.Sandbox.tmp_mb = 256              # its private /tmp and working folder (in memory)
+c.Sandbox.notebook_timeout = 900    # wall-clock seconds for a whole notebook (c.Execute.timeout per cell)
+c.Sandbox.max_output_bytes = 1_000_000
+c.Sandbox.max_restarts = 3          # kernel restarts after a crash or a timeout, per notebook
+c.Sandbox.ro_paths = []             # extra read-only data folders (Fashion-MNIST is under /usr already)
+
+# Feedback never shows hidden tests: their source, tracebacks and echoes are removed.
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nnlab.grading.feedback.HideHiddenTests",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
+
+# Late submissions: set the due date with
+#   nbgrader db assignment add 02_backprop --duedate="2026-03-01 23:59:00 Europe/Berlin"
+# A submission's time comes from its timestamp.txt (written by `collect` from the file name).
+c.AssignLatePenalties.plugin_class = "nnlab.grading.late.PerDayPenalty"
+c.PerDayPenalty.fraction_per_day = 0.1   # 10 % of the notebook's score per started day late
+c.PerDayPenalty.grace_minutes = 15
+
+# LMS downloads (`python -m nnlab.course collect 02_backprop.zip`): one file per student and
+# notebook, named <student_id>_<YYYYMMDDTHHMMSS>_<notebook>.ipynb, the timestamp optional,
+# e.g. "jdoe_20260301T235500_assignment.ipynb". nbgrader matches the extracted file's full path.
+c.FileNameCollectorPlugin.named_regexp = (
+    r".*/(?P<student_id>[A-Za-z0-9][A-Za-z0-9.-]*)_(?:(?P<timestamp>\d{8}T\d{6}Z?)_)?(?P<file_id>[^/_][^/]*\.ipynb)$"
+)
+c.FileNameCollectorPlugin.valid_ext = [".ipynb"]
 
 # Keep the autograder quiet about the environment it runs in.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

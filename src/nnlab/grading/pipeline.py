@@ -1,0 +1,461 @@
+"""The ``grade`` command: every submission of an assignment, sandboxed, in parallel, recorded serially.
+
+Two phases per submission:
+
+1. **execute** (parallel, untrusted code): a worker process (:mod:`nnlab.grading.worker`) rebuilds
+   the notebook around the instructor's cells and runs it in the sandbox. Workers never open
+   the gradebook; ``--jobs`` of them run at once, each with its own sandbox user id.
+2. **record** (serial, trusted): in this process, one submission at a time, nbgrader's own
+   preprocessors score the executed notebook into the gradebook (``IgnorePattern``,
+   ``LimitOutput``, ``SaveAutoGrades``, ``AssignLatePenalties``, ``CheckCellMetadata``), the
+   incident policy is applied (see :mod:`nnlab.grading.incidents`), and the graded notebook is
+   written to ``autograded/<student>/<assignment>/``.
+
+Because only this process writes the gradebook, and each submission's scores depend only on
+its own sandboxed run, the gradebook after ``--jobs 4`` is the same as after ``--jobs 1``.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .incidents import FLAGGING, Incident
+from . import incidents as incident_store
+
+
+class GradingError(RuntimeError):
+    """``grade`` cannot start (no sandbox, no assignment, ...); the message says what to do."""
+
+
+@dataclasses.dataclass
+class Graded:
+    """The outcome of one submission."""
+
+    student: str
+    score: float
+    max_score: float
+    incidents: list
+    elapsed: float
+
+
+def db_url_for(course_dir, config) -> str:
+    """The gradebook URL nbgrader uses for ``course_dir`` (``c.CourseDirectory.db_url`` or the default)."""
+    url = config.CourseDirectory.get("db_url") if "CourseDirectory" in config else None
+    return url or f"sqlite:///{Path(course_dir) / 'gradebook.db'}"
+
+
+def course_id_for(config) -> str:
+    return (config.CourseDirectory.get("course_id") if "CourseDirectory" in config else None) or "default_course"
+
+
+def ensure_assignment(course_dir, name, db_url, log=print) -> None:
+    """Make sure the gradebook knows ``name`` and ``release/<name>/`` exists (generate them if not)."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    course_dir = Path(course_dir)
+    source = course_dir / "solutions" / name
+    if not (source / "assignment.ipynb").is_file() and not any(source.glob("*.ipynb")):
+        raise GradingError(f"unknown assignment {name!r}: no notebook in {source}")
+    with Gradebook(db_url) as gb:
+        try:
+            assignment = gb.find_assignment(name)
+            known = [nb.name for nb in assignment.notebooks]
+        except MissingEntry:
+            known = []
+    release = course_dir / "release" / name
+    if known and all((release / f"{nb}.ipynb").is_file() for nb in known):
+        return
+    from ..course import CourseError, nbgrader
+    log(f"the gradebook has no release of {name} yet: running nbgrader generate_assignment {name}")
+    try:
+        nbgrader(["generate_assignment", name, "--force"], cwd=course_dir)
+    except CourseError as exc:
+        raise GradingError(str(exc)) from exc
+
+
+def submissions(course_dir, name) -> list[str]:
+    """Student ids with a folder ``submitted/<student>/<name>/`` (symlinked folders are ignored)."""
+    root = Path(course_dir) / "submitted"
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir()
+                  if p.is_dir() and not p.is_symlink() and (p / name).is_dir() and not (p / name).is_symlink()
+                  and not p.name.startswith("."))
+
+
+def read_timestamp(folder: Path):
+    """(timestamp or None, incidents) from ``timestamp.txt`` as nbgrader reads it."""
+    from nbgrader.utils import parse_utc
+
+    path = folder / "timestamp.txt"
+    if not path.is_file():
+        return None, []
+    text = path.read_text(errors="replace").strip()[:100]
+    if not text:
+        return None, [Incident("bad-timestamp", "review", "timestamp.txt is empty: the submission was graded "
+                               "as on time; check the submission time in the LMS")]
+    try:
+        return parse_utc(text), []
+    except (ValueError, OverflowError) as exc:
+        return None, [Incident("bad-timestamp", "review", f"timestamp.txt holds {text!r}, which is not a "
+                               f"date ({exc}); the submission was graded as on time: check the submission "
+                               "time in the LMS")]
+
+
+def _rmtree(path: Path):
+    def unlock(func, p, _):
+        os.chmod(os.path.dirname(p), 0o755)
+        if os.path.exists(p) and not os.path.isdir(p):
+            os.chmod(p, 0o644)
+        func(p)
+    if path.exists():
+        for root, dirs, _ in os.walk(path):
+            for d in dirs:
+                os.chmod(os.path.join(root, d), 0o755)
+        shutil.rmtree(path, onerror=unlock)
+
+
+def _grade_rows(gb, name, student, notebook):
+    nb = gb.find_submission_notebook(notebook, name, student)
+    return nb, list(nb.grades)
+
+
+def record(course_dir, name, student, result, error, spec, config, db_url) -> Graded:
+    """Phase 2 for one submission: scores into the gradebook, graded notebook to ``autograded/``."""
+    import nbformat
+    from nbgrader.api import Gradebook
+    from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput,
+                                        SaveAutoGrades)
+
+    course_dir = Path(course_dir)
+    submitted = course_dir / "submitted" / student / name
+    target = course_dir / "autograded" / student / name
+    timestamp, found = read_timestamp(submitted)
+    all_incidents = list(found)
+    if result is None:
+        all_incidents.append(Incident("grader-error", "error", f"the grader could not finish this submission "
+                                      f"({error}); every question scores 0 until it is regraded: "
+                                      f"python -m nnlab.course grade {name} --student {student}"))
+        result = {"notebooks": {nb: {"status": "grader-error", "incidents": []} for nb in spec["notebooks"]},
+                  "incidents": []}
+    all_incidents += [Incident.from_dict(d) for d in result.get("incidents", [])]
+
+    with Gradebook(db_url, course_id_for(config)) as gb:
+        gb.update_or_create_student(student)
+        gb.update_or_create_submission(name, student, timestamp=timestamp)
+
+    _rmtree(target)
+    target.mkdir(parents=True)
+    from .worker import _regular_files
+    graded_files = {f"{nb}.ipynb" for nb in spec["notebooks"]}
+    for rel in _regular_files(submitted)[0] if submitted.is_dir() else []:
+        if not rel.endswith(".ipynb"):
+            (target / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(submitted / rel, target / rel)
+    source = course_dir / "solutions" / name
+    for rel in _regular_files(source)[0] if source.is_dir() else []:
+        if not rel.endswith(".ipynb"):
+            (target / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source / rel, target / rel)
+
+    score = max_score = 0.0
+    for nb_name, nb_spec in spec["notebooks"].items():
+        entry = result["notebooks"].get(nb_name, {"status": "grader-error", "incidents": []})
+        nb_incidents = [Incident.from_dict(d) for d in entry.get("incidents", [])]
+        resources = {"nbgrader": {"student": student, "assignment": name, "notebook": nb_name, "db_url": db_url}}
+        executed = Path(result.get("out_dir", "")) / f"{nb_name}.ipynb"
+        if entry["status"] == "executed" and executed.is_file():
+            nb = nbformat.read(executed, as_version=4)
+            for cell in nb.cells:
+                cell.metadata.pop("nnlab", None)
+            stderr_before = _stderr_cells(nb)
+            nb, resources = IgnorePattern(config=config).preprocess(nb, resources)
+            stderr_after = _stderr_cells(nb)
+            for gid in sorted(stderr_before - stderr_after):
+                nb_incidents.append(Incident("stderr-ignored", "info", f"{gid} wrote a warning to stderr; it "
+                                             "matched c.IgnorePattern and did not count as a failure",
+                                             cell=gid, notebook=nb_name))
+            for gid in sorted(stderr_after):
+                nb_incidents.append(Incident("stderr-failure", "info", f"{gid} wrote to stderr, which nbgrader "
+                                             "counts as a failure of the test", cell=gid, notebook=nb_name))
+            nb, resources = LimitOutput(config=config).preprocess(nb, resources)
+            nb, resources = SaveAutoGrades(config=config).preprocess(nb, resources)
+            _apply_policy(db_url, name, student, nb_name, nb_incidents + all_incidents, nb_spec)
+            nb, resources = AssignLatePenalties(config=config).preprocess(nb, resources)
+            nb, resources = CheckCellMetadata(config=config).preprocess(nb, resources)
+            nbformat.write(nb, target / f"{nb_name}.ipynb")
+        else:
+            with Gradebook(db_url) as gb:
+                notebook, grades = _grade_rows(gb, name, student, nb_name)
+                for grade in grades:
+                    grade.auto_score = 0.0
+                    grade.needs_manual_grade = False
+                gb.db.commit()
+        with Gradebook(db_url) as gb:
+            notebook, grades = _grade_rows(gb, name, student, nb_name)
+            for grade in grades:  # no score may exceed its cell's points
+                top = float(grade.max_score)
+                if grade.auto_score is not None and not 0.0 <= grade.auto_score <= top:
+                    nb_incidents.append(Incident("score-clamped", "integrity", f"{grade.name} scored "
+                                                 f"{grade.auto_score} outside [0, {top:g}]; set to "
+                                                 f"{min(max(grade.auto_score, 0.0), top):g}", cell=grade.name,
+                                                 notebook=nb_name))
+                    grade.auto_score = min(max(grade.auto_score, 0.0), top)
+            submission = gb.find_submission(name, student)
+            if submission.total_seconds_late > 0:
+                penalty = notebook.late_submission_penalty or 0.0
+                nb_incidents.append(Incident("late", "info", f"submitted {_duration(submission.total_seconds_late)} "
+                                             f"after the due date; late penalty {penalty:g} point(s)",
+                                             notebook=nb_name))
+            notebook.flagged = any(i.severity in FLAGGING for i in nb_incidents + all_incidents)
+            gb.db.commit()
+            score += float(notebook.score) - float(notebook.late_submission_penalty or 0.0)
+            max_score += float(notebook.max_score)
+        all_incidents += nb_incidents
+    for root, dirs, files in os.walk(target):
+        for f in files:
+            os.chmod(os.path.join(root, f), 0o444)
+    incident_store.save(course_dir, name, student, all_incidents)
+    return Graded(student, score, max_score, all_incidents, float(result.get("elapsed") or 0.0))
+
+
+def _stderr_cells(nb) -> set:
+    from nbgrader import utils as nbutils
+    return {c.metadata["nbgrader"]["grade_id"] for c in nb.cells
+            if c.cell_type == "code" and nbutils.is_grade(c) and not nbutils.is_solution(c)
+            and any(o.output_type == "stream" and o.get("name") == "stderr" for o in c.outputs)}
+
+
+def _duration(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours < 48 else f"{hours // 24} days {hours % 24} h"
+
+
+def _apply_policy(db_url, name, student, nb_name, found, nb_spec):
+    """Integrity incidents: the notebook's autograded tests score 0 and need manual grading."""
+    from nbgrader.api import Gradebook
+
+    if not any(i.severity == "integrity" and i.notebook in (None, nb_name) for i in found):
+        return
+    tests = {c["grade_id"] for c in nb_spec["cells"] if c["grade"] and not c["solution"]}
+    with Gradebook(db_url) as gb:
+        for grade in gb.find_submission_notebook(nb_name, name, student).grades:
+            if grade.name in tests:
+                grade.auto_score = 0.0
+                grade.needs_manual_grade = True
+        gb.db.commit()
+
+
+class Worker:
+    """A long-lived ``python -m nnlab.grading.worker --serve`` process for one parallel slot."""
+
+    def __init__(self, log_path):
+        self.log_path = log_path
+        self.proc = None
+
+    def _start(self):
+        import threading
+        log = open(self.log_path, "ab")
+        env = dict(os.environ, PYTHONWARNINGS="ignore")
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        self.proc = subprocess.Popen([sys.executable, "-m", "nnlab.grading.worker", "--serve"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1, env=env,
+                                     start_new_session=True)
+        log.close()
+        self.lines: queue.Queue = queue.Queue()
+
+        def pump(stream, lines):
+            for line in stream:
+                lines.put(line.strip())
+            lines.put(None)
+        threading.Thread(target=pump, args=(self.proc.stdout, self.lines), daemon=True).start()
+
+    def _kill(self):
+        if self.proc is not None:
+            try:
+                os.killpg(self.proc.pid, 9)
+            except OSError:
+                pass
+            self.proc.wait()
+            self.proc = None
+
+    def run(self, job, budget):
+        """Grade one job; return (result or None, error message or None)."""
+        job_path = Path(job["scratch"]) / "job.json"
+        job_path.write_text(json.dumps(job))
+        started = time.monotonic()
+        if self.proc is None or self.proc.poll() is not None:
+            self._start()
+            try:
+                first = self.lines.get(timeout=300)
+            except queue.Empty:
+                first = None
+            if first != "ready":
+                self._kill()
+                return None, f"the grading worker did not start (see {self.log_path})"
+        self.proc.stdin.write(f"{job_path}\n")
+        self.proc.stdin.flush()
+        try:
+            answer = self.lines.get(timeout=max(1.0, budget - (time.monotonic() - started)))
+        except queue.Empty:
+            answer = "timeout"
+        if answer != "done":
+            self._kill()
+            if answer == "timeout":
+                return None, f"grading this submission took longer than {budget:.0f} s; the worker was stopped"
+            return None, f"the grading worker crashed (see {self.log_path})"
+        result_path = Path(job["out_dir"]) / "result.json"
+        if result_path.is_file():
+            result = json.loads(result_path.read_text())
+            result["out_dir"] = job["out_dir"]
+            return result, None
+        error = Path(job["out_dir"]) / "error.txt"
+        detail = error.read_text() if error.is_file() else ""
+        last = [line for line in detail.strip().splitlines() if line.strip()][-1:] or ["no result"]
+        return None, f"worker failed: {last[0][:300]}"
+
+    def close(self):
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=30)
+            except Exception:
+                pass
+        self._kill()
+
+
+def grade(course_dir, name, *, jobs=None, sandbox=True, students=None, overrides=None, keep_scratch=False,
+          log=print) -> list[Graded]:
+    """Autograde every submission of ``name`` (or only ``students``) in ``course_dir``.
+
+    Parameters
+    ----------
+    course_dir : path
+        The nbgrader course folder (holds ``nbgrader_config.py``, ``solutions/``, ``submitted/``).
+    name : str
+        The assignment.
+    jobs : int, optional
+        Submissions executed at once (default: the number of CPU cores).
+    sandbox : bool
+        False runs student code WITHOUT isolation (``--no-sandbox``); the run is marked as such.
+    students : list of str, optional
+    overrides : dict, optional
+        Extra configuration, e.g. ``{"Execute": {"timeout": 10}, "Sandbox": {"notebook_timeout": 60}}``.
+
+    Returns
+    -------
+    list of Graded, in student order.
+    """
+    from .cells import assignment_spec
+    from .sandbox import Sandbox, SandboxUnavailable, check_available, check_exposure, python_paths
+    from .worker import load_config
+
+    course_dir = Path(course_dir).resolve()
+    if not (course_dir / "nbgrader_config.py").is_file():
+        raise GradingError(f"{course_dir} is not a course folder: it has no nbgrader_config.py")
+    config = load_config(course_dir)
+    for section, values in (overrides or {}).items():
+        for key, value in values.items():
+            config[section][key] = value
+    jobs = int(jobs or os.cpu_count() or 1)
+    if jobs < 1:
+        raise GradingError(f"--jobs must be at least 1, got {jobs}")
+    box = Sandbox(config=config)
+    bwrap, ro_paths = None, python_paths() + list(box.ro_paths)
+    secrets = [course_dir / p for p in ("gradebook.db", "solutions", "release", "source", "submitted", "autograded",
+                                       "feedback", "reports")]
+    try:
+        if sandbox:
+            bwrap = check_available(box)
+            check_exposure(ro_paths, [str(s) for s in secrets])
+    except SandboxUnavailable as exc:
+        raise GradingError(f"refusing to grade without the sandbox: {exc}") from exc
+    if not sandbox:
+        log("WARNING: --no-sandbox: student code runs WITHOUT isolation; it can read solutions/ and write "
+            "gradebook.db. This run is marked as unsandboxed in the report.")
+    db_url = db_url_for(course_dir, config)
+    ensure_assignment(course_dir, name, db_url, log=log)
+    spec = assignment_spec(course_dir, name, db_url)
+    everyone = submissions(course_dir, name)
+    if students:
+        unknown = sorted(set(students) - set(everyone))
+        if unknown:
+            raise GradingError(f"no submission of {name} for {', '.join(unknown)} in {course_dir / 'submitted'}")
+        everyone = [s for s in everyone if s in students]
+    if not everyone:
+        raise GradingError(f"no submissions of {name}: expected folders submitted/<student>/{name}/ in {course_dir} "
+                           f"(python -m nnlab.course collect ZIP puts them there)")
+    run_started = time.time()
+    scratch_root = Path(tempfile.mkdtemp(prefix="nnlab-grade-"))
+    os.chmod(scratch_root, 0o755)
+    spec_path = scratch_root / "spec.json"
+    spec_path.write_text(json.dumps(spec))
+    slots: queue.Queue = queue.Queue()
+    workers = [Worker(scratch_root / f"worker-{slot}.log") for slot in range(jobs)]
+    for slot in range(jobs):
+        slots.put(slot)
+    per_notebook = int(box.notebook_timeout)
+    budget = per_notebook * max(1, len(spec["notebooks"])) + 120
+
+    def task(student):
+        slot = slots.get()
+        try:
+            scratch = scratch_root / student
+            scratch.mkdir()
+            os.chmod(scratch, 0o755)
+            job = {"course_dir": str(course_dir), "assignment": name, "student": student,
+                   "spec_path": str(spec_path), "submission_dir": str(course_dir / "submitted" / student / name),
+                   "source_dir": str(course_dir / "solutions" / name), "scratch": str(scratch),
+                   "out_dir": str(scratch / "out"), "workdir": str(course_dir / "autograded" / student / name),
+                   "uid": (box.uid_base + slot) if (sandbox and os.geteuid() == 0) else None,
+                   "ro_paths": ro_paths, "bwrap": bwrap, "no_sandbox": not sandbox, "overrides": overrides or {}}
+            return workers[slot].run(job, budget)
+        finally:
+            slots.put(slot)
+
+    graded = {}
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(task, s): s for s in everyone}
+            for future in concurrent.futures.as_completed(futures):
+                student = futures[future]
+                try:
+                    result, error = future.result()
+                except Exception as exc:  # a bug in the grader: still record the submission
+                    result, error = None, f"{type(exc).__name__}: {exc}"
+                try:
+                    outcome = record(course_dir, name, student, result, error, spec, config, db_url)
+                except Exception as exc:
+                    outcome = record(course_dir, name, student, None, f"recording failed: {exc}", spec, config,
+                                     db_url)
+                graded[student] = outcome
+                worst = sorted({i.severity for i in outcome.incidents}, key=["info", "review", "integrity",
+                                                                               "error"].index)
+                log(f"  {student:<20} {outcome.score:6.2f} / {outcome.max_score:g}   {outcome.elapsed:6.1f} s   "
+                    f"{len(outcome.incidents)} incident(s){' (' + ', '.join(worst) + ')' if worst else ''}")
+    finally:
+        for worker in workers:
+            worker.close()
+        if not keep_scratch:
+            shutil.rmtree(scratch_root, ignore_errors=True)
+    elapsed = time.time() - run_started
+    run_info = {"assignment": name, "students": len(everyone), "jobs": jobs, "sandbox": bool(sandbox),
+                "seconds": round(elapsed, 1), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+    folder = course_dir / "reports" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "last-grading-run.json").write_text(json.dumps(run_info, indent=1) + "\n")
+    log(f"graded {len(everyone)} submission(s) of {name} in {elapsed:.1f} s with {jobs} job(s), "
+        f"{'sandboxed (bubblewrap)' if sandbox else 'UNSANDBOXED'}")
+    return [graded[s] for s in everyone]
