@@ -21,15 +21,19 @@ def main(name: str) -> int:
     if book.exists():
         shutil.rmtree(book / "chapters", ignore_errors=True)
     (book / "chapters").mkdir(parents=True, exist_ok=True)
-    for extra in ("_config.yml", "intro.md", "references.bib"):
+    for extra in ("_config.yml", "references.bib", "references.md"):
         if (ROOT / extra).exists():
             shutil.copy2(ROOT / extra, book / extra)
+    for folder in ("_ext", "images"):  # the local MathJax extension and the logo
+        if (ROOT / folder).is_dir():
+            shutil.copytree(ROOT / folder, book / folder, dirs_exist_ok=True)
     shutil.copytree(chapter, book / "chapters" / name)
     sections = "\n".join(f"      - file: chapters/{name}/{p.stem}"
                          for p in sorted(chapter.glob("*.ipynb")) if p.stem != "lecture")
     toc = f"format: jb-book\nroot: intro\nchapters:\n  - file: chapters/{name}/lecture\n"
     if sections:
         toc += "    sections:\n" + sections.replace("      - ", "      - ", 1) + "\n"
+    toc += "  - file: references\n"  # the bibliography that {cite:p} points to
     (book / "_toc.yml").write_text(toc)
     # The landing page links to every chapter; in a one-chapter book those links dangle, so -n
     # would flag them: use a plain landing page here.
