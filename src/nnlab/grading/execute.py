@@ -349,6 +349,7 @@ class SandboxedExecute(Execute):
                 restarts += 1
             else:
                 done.append(i)
+                self._resource_errors(cell, label)
                 if outcome == "error-hidden":
                     self._note("error-hidden", "integrity", f"{label} failed but its error was not displayed "
                                "(the error display was replaced); the failure was recorded", cell=label)
@@ -366,6 +367,22 @@ class SandboxedExecute(Execute):
                            f"{self.sandbox.max_output_bytes} bytes; {dropped} bytes of output were dropped",
                            cell=label)
         self.resources.setdefault("nnlab", {})["elapsed"] = round(time.monotonic() - started, 3)
+
+    def _resource_errors(self, cell, label):
+        """A cell that failed on a sandbox limit is an incident, not just a failed test."""
+        for output in cell.outputs:
+            if output.output_type != "error":
+                continue
+            text = f"{output.ename}: {output.evalue}"
+            if output.ename == "MemoryError":
+                self._note("memory-limit", "error", f"{label} ran out of memory (limit "
+                           f"{self.sandbox.memory_mb} MiB): {text[:120]}", cell=label)
+            elif "Resource temporarily unavailable" in text or output.ename == "BlockingIOError":
+                self._note("process-limit", "error", f"{label} hit the process limit "
+                           f"({self.sandbox.max_processes} processes and threads): {text[:120]}", cell=label)
+            elif "File too large" in text:
+                self._note("file-size-limit", "error", f"{label} wrote a file larger than "
+                           f"{self.sandbox.max_file_mb} MiB: {text[:120]}", cell=label)
 
     async def _restart(self, done, deadline) -> bool:
         """Fresh kernel, then replay the cells in ``done`` (outputs discarded). False if impossible."""
