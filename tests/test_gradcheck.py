@@ -20,6 +20,9 @@ def test_relative_error():
     assert relative_error(np.array([1.0, 2.0]), np.array([1.0, 2.0])) == 0.0
     assert relative_error(np.array([1.0]), np.array([-1.0])) == pytest.approx(1.0)
     assert relative_error(np.zeros(3), np.zeros(3)) == 0.0
+    # an almost-zero entry with a large elementwise discrepancy does not dominate the verdict
+    assert relative_error(np.array([1.0, 1e-12]), np.array([1.0, 3e-12])) < 1e-11
+    assert relative_error(np.array([1.0, 2.0]), np.array([1.0, 2.2])) > 1e-2
     with pytest.raises(ValueError, match=r"same shape, got \(2,\) and \(3,\)"):
         relative_error(np.zeros(2), np.zeros(3))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import check_array, check_binary_labels, check_class_labels, check_same_length
+from ._validation import check_array, check_binary_labels, check_class_labels, check_number, check_same_length
 from .activations import sigmoid
 
 #: probabilities are clipped to [EPSILON, 1 - EPSILON] before taking logs (Keras uses 1e-7 too)
@@ -170,7 +170,6 @@ def one_hot(y, n_classes, dtype=np.float32):
     onehot : ndarray of shape (n_samples, n_classes)
         ``onehot[i, y[i]] = 1``, every other entry 0.
     """
-    from ._validation import check_number
 
     check_number(n_classes, "n_classes", low=1, integer=True)
     labels = check_class_labels(y, n_classes)
