@@ -62,8 +62,13 @@ def _set_limits(limits):
         resource.setrlimit(LIMITS[name], (value, value))
 
 
-def _install_audit(fifo, workdir, allowed):
-    """Report risky events on ``fifo`` (one JSON object per line)."""
+def _install_audit(fifo, workdir, allowed, watched=()):
+    """Report risky events on ``fifo`` (one JSON object per line).
+
+    File access is reported outside the working folder and the read-only environment, and
+    anywhere in a ``watched`` folder (the course) except the working folder itself: the course
+    may live under /tmp, which is otherwise the kernel's own.
+    """
     try:
         fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
     except OSError:
@@ -71,6 +76,9 @@ def _install_audit(fifo, workdir, allowed):
     read_ok = tuple(os.path.realpath(p).rstrip("/") + "/" for p in
                     [workdir, "/tmp", "/dev", "/proc", "/sys", "/usr", "/etc", "/run/nnlab", *allowed])
     write_ok = tuple(os.path.realpath(p).rstrip("/") + "/" for p in [workdir, "/tmp"]) + ("/dev/null/",)
+    mine = os.path.realpath(workdir).rstrip("/") + "/"
+    watch = tuple(os.path.realpath(p).rstrip("/") + "/" for p in watched)
+    environment = tuple(os.path.realpath(p).rstrip("/") + "/" for p in allowed) or ("/nonexistent/",)
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
     state = {"armed": False, "busy": False, "sent": 0}
     join, normpath, getcwd, fsdecode = os.path.join, os.path.normpath, os.getcwd, os.fsdecode
@@ -98,7 +106,11 @@ def _install_audit(fifo, workdir, allowed):
                 full = normpath(join(getcwd(), path)) + "/"
                 mode, flags = args[1], args[2] or 0
                 writing = bool(flags & write_flags) or (isinstance(mode, str) and any(c in mode for c in "wax+"))
-                if writing and not full.startswith(write_ok):
+                if full.startswith(mine) or (not writing and full.startswith(environment)):
+                    pass
+                elif watch and full.startswith(watch):
+                    report("open", f"{'write' if writing else 'read'} {full[:-1]}")
+                elif writing and not full.startswith(write_ok):
                     report("open", f"write {full[:-1]}")
                 elif not full.startswith(read_ok):
                     report("open", f"{'write' if writing else 'read'} {full[:-1]}")
@@ -199,7 +211,7 @@ def main(argv):
     _copy_stage(opts["stage"], workdir)
     os.chdir(workdir)
     _set_limits(json.loads(opts["limits"]))
-    audit = _install_audit(opts["audit"], workdir, json.loads(opts["allowed"]))
+    audit = _install_audit(opts["audit"], workdir, json.loads(opts["allowed"]), json.loads(opts.get("watch", "[]")))
 
     from ipykernel.kernelapp import IPKernelApp
     app = IPKernelApp.instance()

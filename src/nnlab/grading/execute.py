@@ -86,8 +86,10 @@ try:
     _nnlab_canary_bad += __import__("_nnlab_sandbox").integrity()
 except Exception as _nnlab_canary_exc:
     _nnlab_canary_bad.append("the integrity check itself: " + type(_nnlab_canary_exc).__name__)
-_nnlab_canary_message = "nnlab-canary-{nonce} " + __import__("json").dumps(sorted(set(_nnlab_canary_bad)))
-del _nnlab_canary_bad, _nnlab_canary_name, _nnlab_canary_check
+_nnlab_canary_usage = __import__("resource").getrusage(__import__("resource").RUSAGE_SELF)
+_nnlab_canary_message = "nnlab-canary-{nonce} " + __import__("json").dumps(
+    {{"bad": sorted(set(_nnlab_canary_bad)), "cpu": _nnlab_canary_usage.ru_utime + _nnlab_canary_usage.ru_stime}})
+del _nnlab_canary_bad, _nnlab_canary_name, _nnlab_canary_check, _nnlab_canary_usage
 raise AssertionError(_nnlab_canary_message)
 '''
 
@@ -275,6 +277,7 @@ class SandboxedExecute(Execute):
         self.reset_execution_trackers()
         self._out_bytes, self._truncated = {}, {}
         self.incidents, self.cell_status, self.audit_events = [], {}, []
+        self.kernel_cpu = None
         self.km = self.kc = None
         self.timeout_per_cell = int(self.timeout or 30)
         try:
@@ -366,7 +369,8 @@ class SandboxedExecute(Execute):
                 self._note("output-truncated", "info", f"{label} printed more than "
                            f"{self.sandbox.max_output_bytes} bytes; {dropped} bytes of output were dropped",
                            cell=label)
-        self.resources.setdefault("nnlab", {})["elapsed"] = round(time.monotonic() - started, 3)
+        self.resources.setdefault("nnlab", {}).update(elapsed=round(time.monotonic() - started, 3),
+                                                      kernel_cpu=self.kernel_cpu)
 
     def _resource_errors(self, cell, label):
         """A cell that failed on a sandbox limit is an incident, not just a failed test."""
@@ -447,8 +451,10 @@ class SandboxedExecute(Execute):
                        f"error ({errors[0].ename if errors else 'none'}): the error machinery was tampered with")
             return
         try:
-            bad = json.loads(message.split(" ", 1)[1])
-        except (IndexError, ValueError):
+            report = json.loads(message.split(" ", 1)[1])
+            bad = list(report["bad"])
+            self.kernel_cpu = float(report["cpu"])
+        except (IndexError, ValueError, KeyError, TypeError):
             bad = ["(unreadable report)"]
         if bad:
             self._note("canary", "integrity", f"after {where}, these checking functions no longer behave as "

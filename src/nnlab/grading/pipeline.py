@@ -45,6 +45,7 @@ class Graded:
     max_score: float
     incidents: list
     elapsed: float
+    kernel_cpu: float = 0.0  # CPU seconds of the last kernel of each notebook (reported by the final canary)
 
 
 def db_url_for(course_dir, config) -> str:
@@ -225,7 +226,8 @@ def record(course_dir, name, student, result, error, spec, config, db_url) -> Gr
         for f in files:
             os.chmod(os.path.join(root, f), 0o444)
     incident_store.save(course_dir, name, student, all_incidents)
-    return Graded(student, score, max_score, all_incidents, float(result.get("elapsed") or 0.0))
+    cpu = sum(float(e.get("kernel_cpu") or 0.0) for e in result.get("notebooks", {}).values())
+    return Graded(student, score, max_score, all_incidents, float(result.get("elapsed") or 0.0), cpu)
 
 
 def _stderr_cells(nb) -> set:

@@ -197,7 +197,9 @@ def build_command(inner, *, workdir, stage, conn_dir, sandbox: Sandbox, bwrap: s
     if os.geteuid() != 0:
         args.append("--unshare-user")
     args += _system_mounts()
-    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", size, "--tmpfs", "/tmp"]
+    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", size, "--tmpfs", "/tmp",
+             # POSIX semaphores and shared memory (multiprocessing, joblib) live here
+             "--perms", "1777", "--size", str(min(sandbox.tmp_mb, 64) * 2**20), "--tmpfs", "/dev/shm"]
     made = {"/", "/usr", "/tmp", "/proc", "/dev"}
     mounts = [(p, "ro") for p in ro_paths] + [(stage, "stage"), (conn_dir, "rw"), (workdir, "work")]
     for path, _ in mounts:
@@ -291,7 +293,8 @@ class SandboxKernelManager(AsyncKernelManager):
             limits.pop("NPROC")  # useless as root, harmful for a desktop user
         launcher_args = ["--stage", g["stage"] if not sandbox.enabled else "/run/nnlab/stage",
                          "--limits", json.dumps(limits), "--audit", g["audit_fifo"],
-                         "--allowed", json.dumps(g["ro_paths"]), "--workdir", g["workdir"]]
+                         "--allowed", json.dumps(g["ro_paths"]), "--workdir", g["workdir"],
+                         "--watch", json.dumps(g.get("watch", []))]
         cmd = []
         for arg in super().format_kernel_cmd(extra_arguments):
             cmd.extend(launcher_args if arg == "{launcher_args}" else [arg])

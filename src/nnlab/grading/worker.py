@@ -188,13 +188,14 @@ def run(job: dict) -> dict:
         executor = SandboxedExecute(config=config, sandbox=sandbox)
         executor.grading = {"workdir": job["workdir"], "stage": str(scratch / "stage"), "scratch": str(scratch),
                             "uid": job.get("uid"), "ro_paths": job["ro_paths"], "bwrap": job.get("bwrap"),
-                            "host_cwd": str(scratch)}
+                            "host_cwd": str(scratch), "watch": [job["course_dir"]]}
         resources = {"nbgrader": {"notebook": name, "assignment": spec["assignment"], "student": job["student"]},
                      "metadata": {"path": str(scratch)}}
         nb, resources = executor.preprocess(nb, resources)
         entry["incidents"].extend(i.to_dict() for i in executor.incidents)
         entry["cell_status"] = {str(k): v for k, v in sorted(executor.cell_status.items()) if k < len(nb.cells)}
         entry["elapsed"] = resources.get("nnlab", {}).get("elapsed")
+        entry["kernel_cpu"] = resources.get("nnlab", {}).get("kernel_cpu")
         nbformat.write(nb, out / f"{name}.ipynb")
         entry["status"] = "executed"
     result["incidents"] = [i.to_dict() for i in incidents]

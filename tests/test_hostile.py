@@ -1,0 +1,262 @@
+"""Hostile submissions: grading finishes, and nobody gains or loses anything they should not.
+
+One class of the tiny fixture assignment (tests/hostile/tiny: relu 1 point, accuracy 2 points,
+a written answer 1 point) is graded twice: first three honest students (the baseline), then
+every hostile submission below in one parallel ``grade`` run. For every case:
+
+- the run finishes and the submission is recorded (gradebook row, graded folder, feedback);
+- the honest students' grades and graded files are unchanged (database compared before/after);
+- no score exceeds its maximum, and no wrong answer earns points;
+- the case is surfaced in the report with a reason (its incident kinds, listed per case);
+- nothing is lost: every submitted file is still there, byte for byte.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_notebook
+
+from hostile import support
+
+pytestmark = pytest.mark.slow
+
+R_OK = "def relu(z):\n    return np.maximum(0.0, np.asarray(z, dtype=float))"
+A_OK = ("def accuracy(y_true, y_pred):\n    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)\n"
+        "    return float(np.mean(y_true == y_pred))")
+R_BAD = "def relu(z):\n    return z"
+A_BAD = "def accuracy(y_true, y_pred):\n    return 0.5"
+DUE = "2026-03-01 12:00:00"
+
+
+@dataclasses.dataclass
+class Case:
+    """A hostile submission and what grading must make of it."""
+
+    name: str
+    relu: float              # expected autograded score of test_relu (1 point)
+    accuracy: float          # expected autograded score of test_accuracy (2 points)
+    kinds: tuple             # incident kinds the report must show (each one at least)
+    flagged: bool = True     # flagged for review in the gradebook
+    answers: dict = dataclasses.field(default_factory=dict)
+    edit: object = None      # callable(nb) changing the notebook
+    raw: bytes | None = None
+    files: dict = dataclasses.field(default_factory=dict)
+    notebook: bool = True    # write a notebook at all
+
+
+def _test_cell(grade_id):
+    def pick(nb):
+        return support.cell_of(nb, grade_id)
+    return pick
+
+
+def _drop(nb):
+    nb.cells.remove(support.cell_of(nb, "test_relu"))
+
+
+def _big_stored_output(nb):
+    cell = support.cell_of(nb, "relu")
+    cell.outputs = [nbformat.from_dict({"output_type": "stream", "name": "stdout", "text": "y" * 100_000_000})]
+    cell.execution_count = 1
+
+
+def _meta(**changes):
+    def edit(nb):
+        support.cell_of(nb, "test_relu").metadata["nbgrader"].update(changes)
+    return edit
+
+
+def _set(grade_id, key, value):
+    def edit(nb):
+        support.cell_of(nb, grade_id).metadata["nbgrader"][key] = value
+    return edit
+
+
+CASES = [
+    Case("infinite_loop", 0, 2, ("timeout",), answers={"relu": R_OK + "\nwhile True:\n    pass"}),
+    Case("os_exit", 0, 2, ("kernel-died",), answers={"relu": "import os\nos._exit(1)"}),
+    Case("memory_bomb", 0, 2, ("memory-limit",), answers={
+        "relu": "def relu(z):\n    hog = []\n    while True:\n        hog.append(bytearray(2**27))"}),
+    Case("fork_bomb", 0, 2, ("process",), answers={"relu": "import os\nwhile True:\n    os.fork()"}),
+    Case("network", 1, 2, ("network",), answers={
+        "relu": "import urllib.request\ntry:\n    urllib.request.urlopen('http://example.com/answers', timeout=3)\n"
+                "except Exception:\n    pass\n" + R_OK}),
+    Case("write_gradebook", 1, 2, ("file-access",), answers={"relu": "for path in ['../../../gradebook.db', "
+         "GRADEBOOK]:\n    try:\n        open(path, 'w').write('owned')\n    except OSError:\n        pass\n" + R_OK}),
+    Case("read_solution", 0, 2, ("file-access",), answers={"relu": "try:\n    SOLUTION = open(SOLUTION_PATH).read()\n"
+         "except OSError:\n    SOLUTION = ''\n" + R_BAD}),
+    Case("read_other_student", 1, 0, ("file-access",), answers={"accuracy": "for path in ['../../ada/tiny/assignment"
+         ".ipynb', '../../../submitted/ada/tiny/assignment.ipynb', OTHER]:\n    try:\n        COPY = open(path).read()"
+         "\n    except OSError:\n        pass\n" + A_BAD}),
+    Case("edited_test", 0, 2, ("locked-cell-changed",), answers={"relu": R_BAD},
+         edit=lambda nb: setattr(support.cell_of(nb, "test_relu"), "source", "pass  # all good")),
+    Case("deleted_test", 0, 2, ("cell-missing",), answers={"relu": R_BAD}, edit=_drop),
+    Case("stripped_metadata", 0, 2, ("cell-missing",), answers={"relu": R_BAD},
+         edit=lambda nb: support.cell_of(nb, "test_relu").metadata.pop("nbgrader")),
+    Case("renamed_grade_id", 0, 2, ("unknown-grade-id", "cell-missing"), answers={"relu": R_BAD},
+         edit=_meta(grade_id="test_relu_mine")),
+    Case("grade_false", 0, 2, ("locked-cell-changed",), answers={"relu": R_BAD}, edit=_meta(grade=False)),
+    Case("points_changed", 1, 2, ("locked-cell-changed",), edit=_set("test_accuracy", "points", 200)),
+    Case("eq_always_true", 0, 0, ("suspicious-code",), answers={
+        "relu": "class Anything:\n    def __eq__(self, other):\n        return True\n    __hash__ = object.__hash__\n"
+                "def relu(z):\n    return Anything()",
+        "accuracy": "def accuracy(y_true, y_pred):\n    return Anything()"}),
+    Case("hide_showtraceback", 0, 0, ("error-hidden", "canary"), answers={
+        "relu": "get_ipython().showtraceback = lambda *a, **k: None\n" + R_BAD, "accuracy": A_BAD}),
+    Case("hide_excepthook", 0, 2, ("suspicious-code",), answers={
+        "relu": "import sys\nsys.excepthook = lambda *a: None\n" + R_BAD}),
+    Case("patch_allclose", 0, 0, ("canary",), answers={
+        "relu": "np.testing.assert_allclose = lambda *a, **k: None\n" + R_BAD}),
+    Case("malformed_json", 0, 0, ("unreadable-notebook",), raw=b'{"cells": [ {"cell_type": "code", '),
+    Case("missing_notebook", 0, 0, ("missing-notebook",), notebook=False, files={"notes.txt": "I forgot\n"}),
+    Case("empty_folder", 0, 0, ("missing-notebook",), notebook=False),
+    Case("extra_notebook", 1, 2, ("extra-notebook",), flagged=False,
+         files={"scratch.ipynb": nbformat.writes(new_notebook())}),
+    Case("garbage_timestamp", 1, 2, ("bad-timestamp",), files={"timestamp.txt": "sometime-ish %% o'clock"}),
+    Case("late", 1, 2, ("late",), flagged=False, files={"timestamp.txt": "2026-03-03 12:30:00"}),
+    Case("stderr_warning", 1, 2, ("stderr-ignored",), flagged=False, answers={
+        "relu": "import warnings\ndef relu(z):\n    warnings.warn('relu: called on purpose')\n"
+                "    return np.maximum(0.0, np.asarray(z, dtype=float))"}),
+    Case("huge_runtime_output", 1, 2, ("output-truncated",), flagged=False,
+         answers={"relu": R_OK + "\nprint('x' * 100_000_000)"}),
+    Case("huge_stored_output", 1, 2, ("large-notebook",), flagged=False, edit=_big_stored_output),
+]
+HONEST = {"ada": {}, "ben": {"relu": R_BAD}, "cy": None}
+
+
+def _write_case(course, case):
+    if not case.notebook:
+        support.write(course, case.name, files=case.files)
+        return
+    if case.raw is not None:
+        support.write(course, case.name, raw=case.raw, files=case.files)
+        return
+    answers = {}
+    for gid, text in case.answers.items():
+        answers[gid] = (text.replace("GRADEBOOK", repr(str(course / "gradebook.db")))
+                        .replace("SOLUTION_PATH", repr(str(course / "solutions" / "tiny" / "assignment.ipynb")))
+                        .replace("OTHER", repr(str(course / "submitted" / "ada" / "tiny" / "assignment.ipynb"))))
+    nb = support.submission(course, answers)
+    if case.edit is not None:
+        case.edit(nb)
+    support.write(course, case.name, nb, files=case.files)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    from nbgrader.api import Gradebook
+
+    from nnlab.grading import feedback, report
+    from nnlab.grading import incidents as store
+
+    course = support.make_course(tmp_path_factory.mktemp("hostile") / "course")
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        gb.update_or_create_assignment("tiny", duedate=DUE)
+    for student, answers in HONEST.items():
+        nb = support.release(course) if answers is None else support.submission(course, answers)
+        support.write(course, student, nb)
+    support.quiet_grade(course)
+    baseline = {k: v for k, v in support.scores(course).items() if k[0] in HONEST}
+    baseline_totals = {k: v for k, v in support.totals(course).items() if k in HONEST}
+    baseline_files = {s: support.tree_digest(course / "autograded" / s) for s in HONEST}
+    for case in CASES:
+        _write_case(course, case)
+    submitted_before = support.tree_digest(course / "submitted")
+    started = time.monotonic()
+    results, log = support.quiet_grade(course, students=[c.name for c in CASES], jobs=2)
+    seconds = time.monotonic() - started
+    report.build(course, "tiny", log=lambda *a: None)
+    feedback.generate(course, "tiny", log=lambda *a: None)
+    return {"course": course, "baseline": baseline, "baseline_totals": baseline_totals,
+            "baseline_files": baseline_files, "submitted_before": submitted_before, "results": results,
+            "log": log, "seconds": seconds, "scores": support.scores(course), "totals": support.totals(course),
+            "incidents": store.load(course, "tiny")}
+
+
+def test_run_finishes_and_records_every_submission(graded):
+    course = graded["course"]
+    names = [c.name for c in CASES]
+    assert sorted(g.student for g in graded["results"]) == sorted(names)
+    for name in names + list(HONEST):
+        assert name in graded["totals"], f"{name} has no submission in the gradebook"
+        assert (course / "feedback" / name / "tiny" / "assignment.html").is_file(), f"no feedback for {name}"
+        assert (course / "autograded" / name / "tiny").is_dir()
+    print(f"hostile run: {len(names)} submissions in {graded['seconds']:.1f} s (2 jobs; machine may be loaded)")
+
+
+def test_other_students_are_unchanged(graded):
+    after = {k: v for k, v in graded["scores"].items() if k[0] in HONEST}
+    assert after == graded["baseline"], "an honest student's grades changed while hostile submissions were graded"
+    assert {k: v for k, v in graded["totals"].items() if k in HONEST} == graded["baseline_totals"]
+    for student, digest in graded["baseline_files"].items():
+        assert support.tree_digest(graded["course"] / "autograded" / student) == digest
+    assert graded["baseline_totals"] == {"ada": (3.0, 4.0, False), "ben": (2.0, 4.0, False),
+                                         "cy": (0.0, 4.0, False)}
+
+
+def test_no_score_exceeds_its_maximum(graded):
+    for (student, cell), (auto, manual, _, top) in graded["scores"].items():
+        assert auto is None or 0.0 <= auto <= top, f"{student}/{cell}: {auto} of {top}"
+    for student, (total, top, _) in graded["totals"].items():
+        assert total <= top, f"{student}: total {total} above {top}"
+
+
+def test_nothing_submitted_is_lost_or_changed(graded):
+    assert support.tree_digest(graded["course"] / "submitted") == graded["submitted_before"]
+
+
+def test_no_hidden_test_text_in_any_feedback(graded):
+    from nnlab.grading.cells import assignment_spec
+    from nnlab.grading.feedback import find_leaks, hidden_secrets
+
+    course = graded["course"]
+    secrets = hidden_secrets(assignment_spec(course, "tiny", f"sqlite:///{course / 'gradebook.db'}"))
+    assert len(secrets) >= 4
+    assert find_leaks(course / "feedback", secrets) == {}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_case(graded, case):
+    scores, course = graded["scores"], graded["course"]
+    relu, acc = scores[(case.name, "test_relu")], scores[(case.name, "test_accuracy")]
+    assert (relu[0], acc[0]) == (case.relu, case.accuracy), f"autograded scores {relu[0]}, {acc[0]}"
+    kinds = {i.kind for i in graded["incidents"].get(case.name, [])}
+    assert set(case.kinds) <= kinds, f"expected incidents {case.kinds}, got {sorted(kinds)}"
+    assert graded["totals"][case.name][2] is case.flagged, f"flagged should be {case.flagged}"
+    rows = list(csv.DictReader(open(course / "reports" / "tiny" / "incidents.csv")))
+    mine = [r for r in rows if r["student"] == case.name]
+    assert {r["kind"] for r in mine} >= set(case.kinds) and all(r["reason"] for r in mine), \
+        "the case must be in the report with a reason"
+    assert f"| {case.name} |" in (course / "reports" / "tiny" / "report.md").read_text()
+
+
+def test_withheld_scores_wait_for_manual_grading(graded):
+    """Integrity failures zero the autograded tests and put them in the manual queue."""
+    for name in ("patch_allclose", "hide_showtraceback"):
+        for cell in ("test_relu", "test_accuracy"):
+            assert graded["scores"][(name, cell)][2] is True, f"{name}/{cell} must need manual grading"
+    report = (graded["course"] / "reports" / "tiny" / "report.md").read_text()
+    assert "| patch_allclose | test_relu | autograded |" in report
+
+
+def test_late_penalty_follows_the_course_policy(graded):
+    # due 2026-03-01 12:00, handed in 2026-03-03 12:30: 3 started days after the 15-minute grace,
+    # 10 % of the score per day
+    total, top, _ = graded["totals"]["late"]
+    assert total == pytest.approx(3.0 * (1 - 0.3)) and top == 4.0
+
+
+def test_gradebook_is_intact_and_only_the_parent_wrote_it(graded):
+    course = graded["course"]
+    import sqlite3
+    with sqlite3.connect(course / "gradebook.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert b"owned" not in (course / "gradebook.db").read_bytes()
+    log = json.dumps(graded["log"])
+    assert "UNSANDBOXED" not in log
