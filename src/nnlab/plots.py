@@ -106,6 +106,21 @@ def animate_decision_boundary(frames, X, y, *, resolution, margin=0.5, titles=No
     return anim
 
 
+def animation_html(anim, *, frame_format="jpeg"):
+    """HTML of an animation for a notebook or the book: ``HTML(animation_html(anim))``.
+
+    Frames are embedded as JPEG by default (several times lighter than PNG for shaded plots).
+    Matplotlib's player links Font Awesome 4 from a CDN for its buttons; that link is dropped,
+    because the book's theme ships Font Awesome itself and a page should not depend on a CDN
+    (it fails offline and in the site test).
+    """
+    import re
+
+    with plt.rc_context({"animation.frame_format": frame_format}):
+        html = anim.to_jshtml()
+    return re.sub(r'<link rel="stylesheet"\s+href="https?://[^"]*font-awesome[^"]*">\s*', "", html)
+
+
 def plot_history(history, *, metrics=("loss", "accuracy"), axes=None, label=None):
     """Training curves from an nnlab ``fit`` history or ``keras_model.fit(...).history``.
 
