@@ -217,3 +217,22 @@ def test_import_nnlab_alone_does_not_load_keras_but_keras_models_does():
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
     assert out.split() == ["False", "True", "2"]
+
+
+def test_keras_models_keeps_tensorflow_python_logging_to_errors():
+    import logging
+
+    assert logging.getLogger("tensorflow").getEffectiveLevel() == logging.ERROR
+
+
+def test_lenet5_flip_augmentation_is_parameter_free_and_off_at_inference():
+    plain, flipped = build_lenet5(), build_lenet5(flip=True)
+    assert isinstance(flipped.layers[0], keras.layers.RandomFlip)
+    assert flipped.count_params() == plain.count_params()
+    x = np.random.default_rng(0).random((2, 28, 28, 1)).astype("float32")
+    flip = flipped.get_layer("flip")
+    np.testing.assert_array_equal(np.asarray(flip(x, training=False)), x)
+    # in training every image comes out either unchanged or mirrored left-right
+    out = np.asarray(flip(np.repeat(x, 8, axis=0), training=True))
+    for img, src in zip(out, np.repeat(x, 8, axis=0)):
+        assert np.array_equal(img, src) or np.array_equal(img, src[:, ::-1])

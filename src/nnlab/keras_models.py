@@ -3,7 +3,7 @@
 
 Importing this module imports TensorFlow and Keras (a few seconds); ``import nnlab`` does not.
 ``TF_CPP_MIN_LOG_LEVEL`` is set to 2 first (unless already set) so TensorFlow's C++ start-up
-messages stay quiet. Keras 3 APIs only: optimizers take ``learning_rate=``, class predictions are
+messages stay quiet, and the ``tensorflow`` Python logger is set to show errors only. Keras 3 APIs only: optimizers take ``learning_rate=``, class predictions are
 ``np.argmax(model.predict(X), axis=1)``.
 
 Examples
@@ -21,8 +21,14 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import logging  # noqa: E402
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+
+# TensorFlow's Python-side notices (e.g. "N out of the last M calls ... triggered tf.function
+# retracing" when a notebook builds many small models) go to stdout in Jupyter; keep errors only.
+logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 from ._validation import _describe, check_choice, check_number  # noqa: E402
 from .conv import output_size  # noqa: E402
@@ -250,7 +256,7 @@ def check_labels_for_loss(y, loss, n_outputs):
 
 def build_lenet5(*, kernel_size=5, first_padding="same", pooling="average", activation="relu",
                  input_shape=(28, 28, 1), n_classes=10, optimizer="adam", learning_rate=1e-3, l2=0.0,
-                 steps_per_execution=1, name="lenet5"):
+                 flip=False, steps_per_execution=1, name="lenet5"):
     """LeNet-5 (LeCun et al., 1998) in Keras, compiled for integer labels.
 
     Layers, with the default arguments on 28x28x1 images (output shapes without the batch axis)::
@@ -282,6 +288,9 @@ def build_lenet5(*, kernel_size=5, first_padding="same", pooling="average", acti
     n_classes : int
     optimizer, learning_rate, l2, steps_per_execution
         As in :func:`build_mlp`.
+    flip : bool
+        Start with a ``RandomFlip("horizontal")`` layer: during training each image is mirrored
+        left-right with probability 1/2 (data augmentation; no parameters, inactive at inference).
 
     Returns
     -------
@@ -314,8 +323,10 @@ def build_lenet5(*, kernel_size=5, first_padding="same", pooling="average", acti
                          f"first_padding={first_padding!r}: the maps vanish before C5") from None
     reg = keras.regularizers.L2(l2) if l2 > 0 else None
     pool = keras.layers.AveragePooling2D if pooling == "average" else keras.layers.MaxPooling2D
+    augment = [keras.layers.RandomFlip("horizontal", name="flip")] if flip else []
     model = keras.Sequential([
         keras.Input(shape=shape),
+        *augment,
         keras.layers.Conv2D(6, kernel_size, padding=first_padding, activation=activation, name="C1"),
         pool(2, name="S2"),
         keras.layers.Conv2D(16, kernel_size, activation=activation, name="C3"),
