@@ -46,7 +46,8 @@ def test_animation_has_one_frame_per_snapshot():
     html = anim.to_jshtml()
     assert html.count("frames[") >= 3 or "frames" in html
     assert anim._save_count == 3 or len(list(anim.new_frame_seq())) == 3
-    page = plots.animation_html(anim)
+    fresh = plots.animate_decision_boundary(frames, X, y, resolution=20)  # to_jshtml caches its first result
+    page = plots.animation_html(fresh)
     assert "data:image/jpeg" in page and "font-awesome" not in page and "https://" not in page
     with pytest.raises(ValueError, match="at least one grid"):
         plots.animate_decision_boundary([], X, y, resolution=20)
