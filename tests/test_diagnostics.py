@@ -94,15 +94,40 @@ def test_inactive_units_counts_units_off_on_every_sample():
 
 def test_gradient_norms_match_numerical_gradients():
     net = tiny_net("tanh", dtype=np.float64)
-    norms = diagnostics.gradient_norms(net, X.astype(np.float64), Y)
-    assert norms.shape == (3,)
+    X64, Y64 = X.astype(np.float64), Y.astype(np.float64)
+    norms = diagnostics.gradient_norms(net, X64, Y)
+    assert norms["kernel"].shape == norms["delta"].shape == (3,)
     probe = copy.deepcopy(net)
-    for norm, layer in zip(norms, [l for l in probe.layers if isinstance(l, Dense)]):
-        def loss():
-            logits = probe.forward(X.astype(np.float64))
-            return probe._loss_fn(logits, Y.astype(np.float64))[0]
-        numeric = numerical_gradient(loss, layer.params["kernel"])
-        assert norm == pytest.approx(np.linalg.norm(numeric), rel=1e-6)
+
+    def loss_from(start, a):
+        # the loss of the network fed with ``a`` at layer index ``start``
+        for layer in probe.layers[start:]:
+            a = layer.forward(a)
+        return probe._loss_fn(a, Y64)[0]
+
+    dense_positions = [i for i, layer in enumerate(probe.layers) if isinstance(layer, Dense)]
+    for k, pos in enumerate(dense_positions):
+        kernel = probe.layers[pos].params["kernel"]
+        numeric_kernel = numerical_gradient(lambda: loss_from(0, X64), kernel)
+        assert norms["kernel"][k] == pytest.approx(np.linalg.norm(numeric_kernel), rel=1e-6)
+        a_in = X64
+        for layer in probe.layers[:pos + 1]:
+            a_in = layer.forward(a_in)
+        z = a_in.copy()                                   # output of Dense layer k
+        numeric_delta = numerical_gradient(lambda: loss_from(pos + 1, z), z)
+        assert norms["delta"][k] == pytest.approx(np.linalg.norm(numeric_delta), rel=1e-6)
+
+
+def test_delta_vanishes_through_sigmoid_layers_but_not_with_he_relu():
+    rng = np.random.default_rng(0)
+    Xb = rng.standard_normal((500, 50)).astype(np.float32)
+    yb = (Xb[:, 0] > 0).astype(np.int64)
+    sizes = [50] + [50] * 8 + [1]
+    sig = diagnostics.gradient_norms(MLP(sizes, "sigmoid", rng=1, kernel_initializer="glorot_normal"), Xb, yb)
+    he = diagnostics.gradient_norms(MLP(sizes, "relu", rng=1, kernel_initializer="he_normal"), Xb, yb)
+    # each sigmoid layer multiplies delta by about sqrt(50 * Var[w]) * sigma' <= 1/4
+    assert sig["delta"][0] / sig["delta"][-1] < 1e-3, sig["delta"]
+    assert 0.1 < he["delta"][0] / he["delta"][-1] < 10, he["delta"]
 
 
 def test_bad_inputs_raise():

@@ -101,11 +101,18 @@ def inactive_units(model, X):
 
 
 def gradient_norms(model, X, y):
-    """Norm of the loss gradient with respect to each Dense kernel, first layer first.
+    """Per-layer gradient norms of one forward and backward pass on the batch ``(X, y)``.
 
-    One forward and backward pass on the batch ``(X, y)`` (with ``training=True``, as during
-    training). Vanishing gradients show as norms that shrink towards the input, exploding
-    gradients as norms that grow.
+    Two quantities per Dense layer ``l`` (with output ``z_l = a_{l-1} W_l + b_l``):
+
+    - the **backpropagated error** ``delta_l = dL/dz_l``: the signal backpropagation carries
+      from the loss down to layer ``l``. It shrinks towards the input when gradients vanish and
+      grows when they explode;
+    - the **kernel gradient** ``dL/dW_l = a_{l-1}^T delta_l``: what the optimizer uses. It is the
+      product of the forward scale of ``a_{l-1}`` and the backward scale of ``delta_l``, so the two
+      effects can cancel in it (the reason to look at ``delta`` as well).
+
+    The pass uses ``training=True``, as during training, and fills every layer's ``.grads``.
 
     Parameters
     ----------
@@ -115,13 +122,21 @@ def gradient_norms(model, X, y):
 
     Returns
     -------
-    ndarray of shape (n_dense_layers,)
-        ``||dL/dW_l||`` (Frobenius norm) for every Dense layer ``l``.
+    norms : dict with two ndarrays of shape (n_dense_layers,), first layer first
+        ``"delta"``: Frobenius norm of ``dL/dz_l`` (shape (n_samples, units); the loss is a mean
+        over the batch, so it carries the factor ``1/n_samples``); ``"kernel"``: Frobenius norm of
+        ``dL/dW_l``.
     """
     layers = getattr(model, "layers", None)
     if not isinstance(layers, list) or not any(isinstance(layer, Dense) for layer in layers):
         raise ValueError(f"model must be an nnlab Sequential with at least one Dense layer, got {model!r}")
     X, y = model._check_X(X), model._check_y(y)
     check_same_length(X, y, "X", "y")
-    model.loss_and_gradients(X, y, training=True)
-    return np.array([float(np.linalg.norm(layer.grads["kernel"])) for layer in layers if isinstance(layer, Dense)])
+    _, grad = model._loss_fn(model.forward(X, training=True), y)
+    delta = []
+    for layer in reversed(layers):              # Sequential.backward, keeping what reaches each Dense
+        if isinstance(layer, Dense):
+            delta.append(float(np.linalg.norm(grad)))
+        grad = layer.backward(grad)
+    kernel = [float(np.linalg.norm(layer.grads["kernel"])) for layer in layers if isinstance(layer, Dense)]
+    return {"delta": np.array(delta[::-1]), "kernel": np.array(kernel)}
