@@ -103,6 +103,9 @@ def test_page(server, browser, path):
     try:
         assert visit.response is not None and visit.response.status == 200
         page = visit.page
+        if path == "index.html":  # Jupyter Book's root is a redirect to the landing page
+            page.wait_for_url("**/intro.html", timeout=30_000)
+            page.wait_for_load_state("load")
         visit.wait_for_mathjax()
         n_math = page.evaluate("() => document.querySelectorAll('.math').length")
         n_typeset = page.evaluate("() => document.querySelectorAll('mjx-container').length")
