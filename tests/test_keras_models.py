@@ -236,3 +236,16 @@ def test_lenet5_flip_augmentation_is_parameter_free_and_off_at_inference():
     out = np.asarray(flip(np.repeat(x, 8, axis=0), training=True))
     for img, src in zip(out, np.repeat(x, 8, axis=0)):
         assert np.array_equal(img, src) or np.array_equal(img, src[:, ::-1])
+
+
+def test_epoch_timer_records_one_positive_time_per_epoch():
+    from nnlab.keras_models import EpochTimer
+
+    x = np.zeros((32, 3), dtype="float32")
+    y = np.zeros(32, dtype="int64")
+    model = build_mlp([4], input_shape=3, n_outputs=2)
+    timer = EpochTimer()
+    model.fit(x, y, epochs=3, batch_size=8, verbose=0, callbacks=[timer])
+    assert len(timer.seconds) == 3 and all(t > 0 for t in timer.seconds)
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[timer])
+    assert len(timer.seconds) == 2, "a new fit starts a new record"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -72,6 +73,28 @@ def seed_everything(seed):
 
     keras.utils.set_random_seed(int(seed))
     tf.config.experimental.enable_op_determinism()
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall time of every training epoch, for ``model.fit(..., callbacks=[timer])``.
+
+    The first epoch also pays for tracing the training graph, so use ``timer.seconds[1:]`` to
+    estimate the steady cost of an epoch.
+
+    Attributes
+    ----------
+    seconds : list of float
+        One entry per epoch of the last ``fit`` call.
+    """
+
+    def on_train_begin(self, logs=None):
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
 
 
 def _check_units(hidden_units):
