@@ -290,6 +290,14 @@ def test_grade_refuses_without_bubblewrap(tmp_path):
         grade(tmp_path, "hw", log=lambda *a: None)
 
 
+@pytest.mark.parametrize("jobs", [0, -2, 1.5, True])
+def test_grade_rejects_bad_jobs(tmp_path, jobs):
+    from nnlab.grading.pipeline import grade
+    (tmp_path / "nbgrader_config.py").write_text("c = get_config()\n")
+    with pytest.raises(ValueError, match=rf"jobs must be a positive integer, got {jobs!r}"):
+        grade(tmp_path, "hw", jobs=jobs, log=lambda *a: None)
+
+
 def test_cli_reports_unknown_assignment(tmp_path, capsys):
     (tmp_path / "nbgrader_config.py").write_text("c = get_config()\n")
     (tmp_path / "solutions").mkdir()

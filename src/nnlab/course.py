@@ -221,7 +221,7 @@ def main(argv=None) -> int:
             elif args.command == "report":
                 from .grading.report import build
                 build(course_dir, args.name, out=args.out)
-        except (GradingError, CollectError) as exc:
+        except (GradingError, CollectError, ValueError) as exc:
             raise CourseError(str(exc)) from exc
     except CourseError as exc:
         print(f"error: {exc}", file=sys.stderr)

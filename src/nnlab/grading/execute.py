@@ -25,6 +25,7 @@ import asyncio
 import json
 import os
 import secrets
+import shutil
 import stat
 import tempfile
 import threading
@@ -177,27 +178,40 @@ class SandboxedExecute(Execute):
         super().on_cell_executed(**kwargs)
 
     def output(self, outs, msg, display_id, cell_index):
+        """Keep at most ``max_output_bytes`` per cell and 20 times that per notebook.
+
+        Errors are always kept (they decide the score), shortened if huge; a stream is cut at
+        the limit; anything else past the limit is dropped. Dropped bytes are reported.
+        """
         content = msg.get("content", {})
+        if msg["msg_type"] == "error":
+            content["evalue"] = str(content.get("evalue", ""))[:10_000]
+            content["traceback"] = [str(line)[:10_000] for line in (content.get("traceback") or [])[-60:]]
+            return super().output(outs, msg, display_id, cell_index)
         size = _output_size(content)
-        used = self._out_bytes.get(cell_index, 0)
         cap = self.sandbox.max_output_bytes
-        if used + size > cap:
-            if cell_index not in self._truncated:
-                self._truncated[cell_index] = 0
-                keep = max(cap - used, 0)
-                if msg["msg_type"] == "stream":
-                    content["text"] = content.get("text", "")[:keep] + "\n[... output truncated by the grader ...]\n"
-                    self._out_bytes[cell_index] = cap
-                    self._truncated[cell_index] += size - keep
-                    return super().output(outs, msg, display_id, cell_index)
-            self._truncated[cell_index] += size
-            return None
-        self._out_bytes[cell_index] = used + size
-        return super().output(outs, msg, display_id, cell_index)
+        used = self._out_bytes.get(cell_index, 0)
+        room = max(0, min(cap - used, 20 * cap - self._total_out))
+        if size <= room:
+            self._out_bytes[cell_index] = used + size
+            self._total_out += size
+            return super().output(outs, msg, display_id, cell_index)
+        dropped = size
+        if msg["msg_type"] == "stream" and cell_index not in self._truncated:
+            content["text"] = content.get("text", "")[:room] + "\n[... output truncated by the grader ...]\n"
+            dropped = size - room
+            self._out_bytes[cell_index] = used + room
+            self._total_out += room
+            self._truncated[cell_index] = dropped
+            return super().output(outs, msg, display_id, cell_index)
+        self._truncated[cell_index] = self._truncated.get(cell_index, 0) + dropped
+        return None
 
     # -- kernel lifecycle --------------------------------------------------------------------
     def _conn_dir(self) -> str:
-        conn = tempfile.mkdtemp(prefix="conn-", dir=self.grading["scratch"])
+        # short path: a Unix socket's path must stay under ~100 bytes
+        conn = tempfile.mkdtemp(prefix="nnlab-k")
+        self._conn_dirs.append(conn)
         uid = self.grading.get("uid")
         if uid is not None:
             os.chown(conn, uid, uid)
@@ -253,9 +267,14 @@ class SandboxedExecute(Execute):
             self._audit.close()
             self.audit_events.extend(self._audit.lines)
             self._audit = None
+        for conn in self._conn_dirs:
+            shutil.rmtree(conn, ignore_errors=True)
+        self._conn_dirs = []
 
     async def _run_cell(self, cell, index, timeout) -> str:
         """Execute one cell; return ``"ok"``, ``"error"``, ``"error-hidden"``, ``"timeout"`` or ``"died"``."""
+        if self.kc is None:  # no live kernel (a restart failed)
+            return "died"
         self.timeout = max(1, int(timeout))
         self._out_bytes[index] = 0
         try:
@@ -278,6 +297,7 @@ class SandboxedExecute(Execute):
         self._out_bytes, self._truncated = {}, {}
         self.incidents, self.cell_status, self.audit_events = [], {}, []
         self.kernel_cpu = None
+        self._seen, self._total_out, self._conn_dirs = set(), 0, []
         self.km = self.kc = None
         self.timeout_per_cell = int(self.timeout or 30)
         try:
@@ -286,7 +306,12 @@ class SandboxedExecute(Execute):
             self.timeout = self.timeout_per_cell
         return nb, resources
 
-    def _note(self, kind, severity, message, cell=None):
+    def _note(self, kind, severity, message, cell=None, key=None):
+        """Record an incident; ``key`` (if given) reports the same finding only once."""
+        if key is not None:
+            if key in self._seen:
+                return
+            self._seen.add(key)
         self.incidents.append(Incident(kind, severity, message, cell=cell,
                                        notebook=self.resources.get("nbgrader", {}).get("notebook")))
 
@@ -431,7 +456,7 @@ class SandboxedExecute(Execute):
         errors = [o for o in cell.outputs if o.output_type == "error"]
         if outcome in ("timeout", "died"):
             self._note("canary", "integrity", f"the grader's integrity check after {where} did not complete "
-                       f"({outcome}); the kernel was restarted")
+                       f"({outcome}); the kernel was restarted", key="canary-incomplete")
             await self._stop()
             try:
                 await self._start()
@@ -440,15 +465,16 @@ class SandboxedExecute(Execute):
             return
         if outcome == "ok":
             self._note("canary", "integrity", f"after {where}, a cell that must fail was reported as passing: "
-                       "the kernel's error reporting was tampered with")
+                       "the kernel's error reporting was tampered with", key="canary-ok")
             return
         if outcome == "error-hidden":
             self._note("canary", "integrity", f"after {where}, the error of a failing cell was not displayed: "
-                       "IPython's error display (showtraceback or similar) was replaced")
+                       "IPython's error display (showtraceback or similar) was replaced", key="canary-hidden")
         message = next((o.evalue for o in errors if f"nnlab-canary-{nonce}" in str(o.get("evalue", ""))), None)
         if message is None:
             self._note("canary", "integrity", f"after {where}, the integrity check failed with an unexpected "
-                       f"error ({errors[0].ename if errors else 'none'}): the error machinery was tampered with")
+                       f"error ({errors[0].ename if errors else 'none'}): the error machinery was tampered with",
+                       key="canary-unexpected")
             return
         try:
             report = json.loads(message.split(" ", 1)[1])
@@ -459,7 +485,7 @@ class SandboxedExecute(Execute):
         if bad:
             self._note("canary", "integrity", f"after {where}, these checking functions no longer behave as "
                        f"the originals (monkeypatched?): {', '.join(bad)}; autograded scores are withheld "
-                       "for manual review")
+                       "for manual review", key=("canary-bad", tuple(bad)))
 
     def _report_audit(self):
         seen = set()

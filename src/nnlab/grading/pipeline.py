@@ -371,9 +371,9 @@ def grade(course_dir, name, *, jobs=None, sandbox=True, students=None, overrides
     for section, values in (overrides or {}).items():
         for key, value in values.items():
             config[section][key] = value
-    jobs = int(jobs or os.cpu_count() or 1)
-    if jobs < 1:
-        raise GradingError(f"--jobs must be at least 1, got {jobs}")
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+    jobs = jobs or os.cpu_count() or 1
     box = Sandbox(config=config)
     bwrap, ro_paths = None, python_paths() + list(box.ro_paths)
     secrets = [course_dir / p for p in ("gradebook.db", "solutions", "release", "source", "submitted", "autograded",

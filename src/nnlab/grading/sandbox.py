@@ -172,7 +172,7 @@ def _ancestors(path: str) -> list[str]:
 
 
 def build_command(inner, *, workdir, stage, conn_dir, sandbox: Sandbox, bwrap: str, uid=None,
-                  ro_paths=()) -> list[str]:
+                  ro_paths=(), stage_bytes=0) -> list[str]:
     """The bwrap command line that runs ``inner`` (a list) in the sandbox.
 
     Parameters
@@ -190,6 +190,8 @@ def build_command(inner, *, workdir, stage, conn_dir, sandbox: Sandbox, bwrap: s
         Run as this uid/gid (only when the grader is root).
     ro_paths : sequence of str
         The Python environment and extra read-only folders.
+    stage_bytes : int
+        Size of the staged files: the working folder holds them plus ``tmp_mb``.
     """
     size = str(sandbox.tmp_mb * 2**20)
     args = [bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
@@ -216,7 +218,7 @@ def build_command(inner, *, workdir, stage, conn_dir, sandbox: Sandbox, bwrap: s
         elif kind == "rw":
             args += ["--bind", path, path]
         else:
-            args += ["--perms", "0777", "--size", size, "--tmpfs", path]
+            args += ["--perms", "0777", "--size", str(sandbox.tmp_mb * 2**20 + int(stage_bytes)), "--tmpfs", path]
     args += ["--remount-ro", "/", "--chdir", workdir, "--clearenv"]
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp/home", "USER": "student", "LOGNAME": "student",
            "LANG": "C.UTF-8", "IPYTHONDIR": "/tmp/ipython", "MPLCONFIGDIR": "/tmp/matplotlib",
@@ -301,4 +303,5 @@ class SandboxKernelManager(AsyncKernelManager):
         if not sandbox.enabled:
             return cmd
         return build_command(cmd, workdir=g["workdir"], stage=g["stage"], conn_dir=g["conn_dir"],
-                             sandbox=sandbox, bwrap=g["bwrap"], uid=g.get("uid"), ro_paths=g["ro_paths"])
+                             sandbox=sandbox, bwrap=g["bwrap"], uid=g.get("uid"), ro_paths=g["ro_paths"],
+                             stage_bytes=g.get("stage_bytes", 0))

@@ -120,7 +120,8 @@ def read_submission(path: Path, notebook):
         for cell in nb.cells:
             if cell.get("cell_type") not in ("code", "markdown", "raw") or not isinstance(cell.get("source"), str):
                 raise ValueError(f"a cell of type {cell.get('cell_type')!r} is malformed")
-            cell.setdefault("metadata", nbformat.NotebookNode())
+            if not isinstance(cell.get("metadata"), dict):
+                cell["metadata"] = nbformat.NotebookNode()
     except Exception as exc:  # JSON errors, nbformat errors, bad encodings
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         return None, [Incident("unreadable-notebook", "error", f"{path.name} is not a readable notebook "
@@ -188,7 +189,8 @@ def run(job: dict) -> dict:
         executor = SandboxedExecute(config=config, sandbox=sandbox)
         executor.grading = {"workdir": job["workdir"], "stage": str(scratch / "stage"), "scratch": str(scratch),
                             "uid": job.get("uid"), "ro_paths": job["ro_paths"], "bwrap": job.get("bwrap"),
-                            "host_cwd": str(scratch), "watch": [job["course_dir"]]}
+                            "host_cwd": str(scratch), "watch": [job["course_dir"]],
+                            "stage_bytes": sum(p.stat().st_size for p in (scratch / "stage").rglob("*") if p.is_file())}
         resources = {"nbgrader": {"notebook": name, "assignment": spec["assignment"], "student": job["student"]},
                      "metadata": {"path": str(scratch)}}
         nb, resources = executor.preprocess(nb, resources)
