@@ -129,7 +129,7 @@ def build(course_dir, name, out=None, log=print) -> Path:
                     "until they are graded.\n\n![histogram of totals](histogram.png)\n")
     text.append("## Questions\n\nfail_rate: share of submissions below full points.\n\n"
                 + _markdown_table(questions))
-    text.append(f"## Needs manual grading ({len(manual)})\n\nOpen the formgrader (`nbgrader formgrader`) for "
+    text.append(f"## Needs manual grading ({len(manual)})\n\nOpen the formgrader (start `jupyter lab` in the course folder, menu Nbgrader → Formgrader) for "
                 "these; autograded test cells appear here when their scores were withheld.\n\n"
                 + _markdown_table(manual))
     text.append(f"## Flagged for review ({len(review)})\n\n" + (", ".join(review) if review else "(none)") + "\n")
