@@ -60,3 +60,15 @@ def test_history_plot():
     assert len(axes[0].lines) == 2 and len(axes[1].lines) == 1  # val curve only where recorded
     with pytest.raises(ValueError, match=r"history has none of the metrics asked for; it has \['loss'\]"):
         plots.plot_history({"loss": [1.0]}, metrics=("auc",))
+
+
+def test_confusion_matrix_helpers():
+    cm = np.array([[5, 1, 0], [4, 6, 2], [0, 3, 9]])
+    names = ["a", "b", "c"]
+    ax = plots.plot_confusion_matrix(cm, names, title="t")
+    assert [t.get_text() for t in ax.get_xticklabels()] == names and ax.get_ylabel() == "true class"
+    pairs = plots.most_confused_pairs(cm, names, k=2)
+    assert pairs == [{"pair": "a / b", "errors": 5, "i taken for j": 1, "j taken for i": 4},
+                     {"pair": "b / c", "errors": 5, "i taken for j": 2, "j taken for i": 3}]
+    with pytest.raises(ValueError, match=r"cm must be square with one row per class name \(2\), got shape \(3, 3\)"):
+        plots.plot_confusion_matrix(cm, names[:2])

@@ -106,6 +106,45 @@ def animate_decision_boundary(frames, X, y, *, resolution, margin=0.5, titles=No
     return anim
 
 
+def plot_confusion_matrix(cm, class_names, *, ax=None, title=None):
+    """Confusion matrix as an annotated heatmap: rows are true classes, columns predictions.
+
+    Parameters
+    ----------
+    cm : ndarray of shape (n_classes, n_classes)
+        Counts, e.g. ``sklearn.metrics.confusion_matrix(y_true, y_pred)``.
+    class_names : sequence of str of length n_classes
+    """
+    import seaborn as sns
+
+    cm = check_array(cm, "cm", ndim=2, dtype_kind="iu")
+    if cm.shape[0] != cm.shape[1] or cm.shape[0] != len(class_names):
+        raise ValueError(f"cm must be square with one row per class name ({len(class_names)}), got shape {cm.shape}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.5, 6.2))
+    sns.heatmap(cm, annot=True, fmt="d", cmap="Blues", cbar_kws={"label": "test images"},
+                xticklabels=class_names, yticklabels=class_names, ax=ax)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def most_confused_pairs(cm, class_names, k=4):
+    """The ``k`` pairs of classes with the most errors in either direction, largest first.
+
+    Returns a list of dicts with keys ``pair`` ("A / B"), ``errors`` (``cm[i, j] + cm[j, i]``),
+    ``i taken for j`` and ``j taken for i``, ready for ``pandas.DataFrame``.
+    """
+    cm = check_array(cm, "cm", ndim=2, dtype_kind="iu")
+    n = cm.shape[0]
+    pairs = sorted(((int(cm[i, j] + cm[j, i]), i, j) for i in range(n) for j in range(i + 1, n)),
+                   key=lambda t: (-t[0], t[1], t[2]))
+    return [{"pair": f"{class_names[i]} / {class_names[j]}", "errors": errors,
+             "i taken for j": int(cm[i, j]), "j taken for i": int(cm[j, i])} for errors, i, j in pairs[:k]]
+
+
 def animation_html(anim, *, frame_format="jpeg"):
     """HTML of an animation for a notebook or the book: ``HTML(animation_html(anim))``.
 
