@@ -50,6 +50,10 @@ c.Sandbox.notebook_timeout = 900    # wall-clock seconds for a whole notebook (c
 c.Sandbox.max_output_bytes = 1_000_000
 c.Sandbox.max_restarts = 3          # kernel restarts after a crash or a timeout, per notebook
 c.Sandbox.ro_paths = []             # extra read-only data folders (Fashion-MNIST is under /usr already)
+# TensorFlow reserves more address space than 2 GiB and starts a thread pool per core.
+_keras = {"memory_mb": 4096, "max_processes": 512}
+c.Sandbox.per_assignment = {name: dict(_keras) for name in
+                            ("04_initialization", "07_training_with_keras", "08_convnets", "09_capstone")}
 
 # Feedback never shows hidden tests: their source, tracebacks and echoes are removed.
 c.GenerateFeedback.preprocessors = [

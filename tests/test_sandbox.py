@@ -73,6 +73,13 @@ def test_python_environment_is_mounted():
     assert any(src == p or src.startswith(p + "/") for p in paths), (src, paths)
 
 
+def test_programs_that_libraries_start_are_recognised():
+    from nnlab.grading.execute import BENIGN_PROGRAMS, _program
+    assert _program("('fc-list', ['fc-list', '--help'], None, None)") in BENIGN_PROGRAMS
+    assert _program("('/usr/bin/uname', ['uname', '-p'], None, None)") == "uname"
+    assert _program("('/bin/sh', ['/bin/sh', '-c', 'curl x'], None, None)") not in BENIGN_PROGRAMS
+
+
 def test_limits_follow_the_configuration():
     limits = Sandbox(memory_mb=300, max_processes=40, max_file_mb=5, cpu_seconds=9).limits()
     assert limits == {"AS": 300 * 2**20, "NPROC": 40, "FSIZE": 5 * 2**20, "CPU": 9, "NOFILE": 1024, "CORE": 0}
@@ -258,6 +265,7 @@ def test_canary_detects_patched_checks_and_hidden_errors(tmp_path):
 @pytest.mark.slow
 def test_honest_notebook_raises_no_incident(tmp_path):
     cells = ["import numpy as np\nimport warnings", "print(np.allclose(np.ones(3), 1.0))",
-             "assert np.isclose(0.1 + 0.2, 0.3)"]
+             "assert np.isclose(0.1 + 0.2, 0.3)",
+             "import matplotlib.pyplot as plt  # builds a font cache, running fc-list: not an incident"]
     nb, ex = _run(cells, Sandbox(), tmp_path, str(tmp_path / "w"))
     assert ex.incidents == [], ex.incidents

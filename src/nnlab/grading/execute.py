@@ -95,6 +95,17 @@ raise AssertionError(_nnlab_canary_message)
 '''
 
 
+#: programs that libraries start on their own (matplotlib's font cache, platform, ctypes.util): not reported
+BENIGN_PROGRAMS = {"fc-list", "fc-match", "uname", "ldconfig", "ldconfig.real", "lscpu", "getconf", "nproc"}
+
+
+def _program(detail: str) -> str:
+    """The program name in an audit detail such as ``('fc-list', ['fc-list', '--help'], None, None)``."""
+    import re
+    match = re.search(r"""['"]([^'"]+)['"]""", detail)
+    return os.path.basename(match.group(1)) if match else ""
+
+
 def _output_size(content) -> int:
     """Rough size in bytes of an output message's content (text and data)."""
     size = 0
@@ -498,6 +509,8 @@ class SandboxedExecute(Execute):
                 kind, what = "network", f"tried to use the network ({event} {detail}); the sandbox has none"
             elif event in ("os.fork", "os.forkpty", "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn",
                            "os.spawn", "pty.spawn"):
+                if event in ("subprocess.Popen", "os.posix_spawn", "os.exec") and _program(detail) in BENIGN_PROGRAMS:
+                    continue
                 kind, what = "process", f"started a process ({event} {detail})"
             elif event in ("os.kill", "os.killpg"):
                 kind, what = "signal", f"sent a signal ({event} {detail})"

@@ -368,7 +368,11 @@ def grade(course_dir, name, *, jobs=None, sandbox=True, students=None, overrides
     if not (course_dir / "nbgrader_config.py").is_file():
         raise GradingError(f"{course_dir} is not a course folder: it has no nbgrader_config.py")
     config = load_config(course_dir)
-    for section, values in (overrides or {}).items():
+    specific = dict(config.Sandbox.get("per_assignment", {}).get(name, {})) if "Sandbox" in config else {}
+    overrides = {section: dict(values) for section, values in (overrides or {}).items()}
+    if specific:  # the assignment's own limits, unless the command line overrides them
+        overrides["Sandbox"] = {**specific, **overrides.get("Sandbox", {})}
+    for section, values in overrides.items():
         for key, value in values.items():
             config[section][key] = value
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):

@@ -70,6 +70,9 @@ class Sandbox(Configurable):
     max_restarts = Integer(3, help="Kernel restarts (after a crash or a timeout) per notebook.").tag(config=True)
     uid_base = Integer(61000, help="When grading as root, kernels run as uid/gid uid_base + slot.").tag(config=True)
     ro_paths = List(Unicode(), [], help="Extra read-only paths visible to kernels (data sets outside /usr).").tag(config=True)
+    per_assignment = Dict({}, help="Limits that differ for one assignment, e.g. "
+                              "{'07_training_with_keras': {'memory_mb': 4096}} (TensorFlow needs a larger "
+                              "address space).").tag(config=True)
     env = Dict({"TF_CPP_MIN_LOG_LEVEL": "2", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
                 "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0",
                 "PYDEVD_DISABLE_FILE_VALIDATION": "1"},
