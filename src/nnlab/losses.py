@@ -97,6 +97,14 @@ def mean_squared_error(y_true, y_pred):
     return float(0.5 * np.sum(diff ** 2) / n), diff / n
 
 
+def _max_shifted(z, axis):
+    """Validated logits minus their maximum along ``axis``: every entry ``<= 0``, the largest 0."""
+    z = check_array(z, "z", dtype_kind="fiu")
+    if z.ndim == 0 or z.shape[axis] == 0:
+        raise ValueError(f"z must hold at least one logit along axis {axis}, got shape {z.shape}")
+    return z - np.max(z, axis=axis, keepdims=True)
+
+
 def softmax(z, axis=-1):
     """Softmax along ``axis``, stable for any finite logits.
 
@@ -118,10 +126,7 @@ def softmax(z, axis=-1):
     Subtracting the row maximum makes every exponent ``<= 0``, so ``exp`` cannot overflow
     (logits of 1000 are fine) and the largest term is exactly 1, so the sum cannot underflow to 0.
     """
-    z = check_array(z, "z", dtype_kind="fiu")
-    if z.ndim == 0 or z.shape[axis] == 0:
-        raise ValueError(f"z must hold at least one logit along axis {axis}, got shape {z.shape}")
-    shifted = z - np.max(z, axis=axis, keepdims=True)  # max-shift: every exponent <= 0
+    shifted = _max_shifted(z, axis)
     e = np.exp(shifted)
     return e / np.sum(e, axis=axis, keepdims=True)
 
@@ -146,10 +151,7 @@ def log_softmax(z, axis=-1):
     Computing ``np.log(softmax(z))`` instead gives ``-inf`` once a probability underflows to 0
     (e.g. ``z = [0, -1000]``), while ``log_softmax`` returns the exact ``-1000``.
     """
-    z = check_array(z, "z", dtype_kind="fiu")
-    if z.ndim == 0 or z.shape[axis] == 0:
-        raise ValueError(f"z must hold at least one logit along axis {axis}, got shape {z.shape}")
-    shifted = z - np.max(z, axis=axis, keepdims=True)
+    shifted = _max_shifted(z, axis)
     # log-sum-exp of the shifted logits lies in [0, log(n_classes)]: no overflow, no log(0)
     return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
