@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help setup book test test-units test-notebooks test-grading release lab chapter clean
+.PHONY: help setup book test test-units release lab chapter grade bench-grading clean
 
 help:
 	@echo "make book      build the site into _build/html (every lecture executed)"
@@ -17,6 +17,7 @@ help:
 	@echo "make release   regenerate the student assignments in chapters/ from solutions/"
 	@echo "make lab       start JupyterLab"
 	@echo "make chapter CH=02_backprop   build one chapter alone (for authors)"
+	@echo "make grade A=02_backprop [JOBS=4]   grade submitted/ in the sandbox (see teaching.md)"
 
 setup: $(STAMP)
 
@@ -48,6 +49,13 @@ lab: setup
 chapter: setup
 	@test -n "$(CH)" || (echo "usage: make chapter CH=02_backprop" && false)
 	$(PY) tools/build_chapter.py $(CH)
+
+grade: setup
+	@test -n "$(A)" || (echo "usage: make grade A=02_backprop [JOBS=4]" && false)
+	$(PY) -m nnlab.course grade $(A) $(if $(JOBS),--jobs $(JOBS))
+
+bench-grading: setup
+	$(PY) benchmarks/grading.py
 
 clean:
 	rm -rf _build

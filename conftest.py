@@ -16,6 +16,8 @@ def pytest_ignore_collect(collection_path: Path, config):
             return True
         if ".ipynb_checkpoints" in collection_path.parts or collection_path.name.startswith("_"):
             return True
+        if "tests" in collection_path.parts:  # fixture notebooks of the grading tests
+            return True
     if collection_path.name in {".venv", "_build"}:
         return True
     return None
