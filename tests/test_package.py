@@ -33,3 +33,16 @@ def test_every_lecture_is_in_the_table_of_contents():
     for nb in sorted(ROOT.glob("chapters/*/*.ipynb")):
         entry = nb.relative_to(ROOT).with_suffix("").as_posix()
         assert entry in toc, f"{entry} missing from _toc.yml"
+
+
+def test_every_chapter_notebook_starts_with_the_colab_setup_cell():
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import colab_cell
+    finally:
+        sys.path.pop(0)
+    import nbformat
+    missing = [p.relative_to(ROOT).as_posix() for p in colab_cell.notebooks()
+               if not colab_cell.has_setup_cell(nbformat.read(str(p), as_version=4))]
+    assert not missing, f"run `python tools/colab_cell.py` then `make release`: {missing}"
+    assert "github.com" in colab_cell.cell_source()  # installs from the repository in _config.yml

@@ -35,8 +35,7 @@ def cell_source() -> str:
 
 
 def notebooks():
-    return sorted([*ROOT.glob("chapters/*/lecture.ipynb"), *ROOT.glob("solutions/*/assignment.ipynb"),
-                   *ROOT.glob("appendix/*.ipynb")])
+    return sorted([*ROOT.glob("chapters/*/lecture.ipynb"), *ROOT.glob("solutions/*/assignment.ipynb")])
 
 
 def has_setup_cell(nb) -> bool:
