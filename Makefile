@@ -31,11 +31,12 @@ $(STAMP): requirements.txt pyproject.toml
 book: setup
 	$(JB) build . -n -W --keep-going
 
-# Fast checks first, then the book (which executes every lecture), then the slow tests.
+# Fast checks first, then the book (which executes every lecture), then the slow tests
+# (notebooks, nbgrader, sandbox, browser), one test file per worker process, one worker per core.
 test: setup
 	$(PY) -m pytest -m "not slow" -q
 	$(JB) build . -n -W --keep-going
-	$(PY) -m pytest -m slow -q --durations=0
+	$(PY) -m pytest -m slow -q -n auto --dist loadfile --durations=0
 
 test-units: setup
 	$(PY) -m pytest -m "not slow" -q
