@@ -32,11 +32,12 @@ book: setup
 	$(JB) build . -n -W --keep-going
 
 # Fast checks first, then the book (which executes every lecture), then the slow tests
-# (notebooks, nbgrader, sandbox, browser), one test file per worker process, one worker per core.
+# (notebooks, nbgrader, sandbox, browser). The slow tests run one at a time: sandboxed grading
+# tests share the sandbox's user and its process limit, so they must not run side by side.
 test: setup
 	$(PY) -m pytest -m "not slow" -q
 	$(JB) build . -n -W --keep-going
-	$(PY) -m pytest -m slow -q -n auto --dist loadfile --durations=0
+	$(PY) -m pytest -m slow -q --durations=0
 
 test-units: setup
 	$(PY) -m pytest -m "not slow" -q
