@@ -172,8 +172,12 @@ def test_kernel_runs_unprivileged_in_its_own_folder(probed):
     assert who["uid"] != 0 or os.geteuid() != 0, "the kernel must not run as root"
     assert who["cwd"] == str(course / "autograded" / "alice" / "hw")
     assert who["files"] == ["data.csv"], "the working folder holds exactly the staged files"
-    assert set(who["root"]) <= {"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "root", "run",
-                                "sbin", "tmp", "usr", "work", "home", "opt"} | {Path(course).parts[1]}, who["root"]
+    # the system folders, plus the first component of each folder the sandbox binds: the course's
+    # scratch folder and the Python environment (wherever the checkout lives, e.g. /work or /check)
+    bound = {Path(p).parts[1] for p in [str(course), *python_paths()]}
+    system = {"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "run", "sbin", "tmp", "usr"}
+    assert set(who["root"]) <= system | bound, (sorted(who["root"]), sorted(system | bound))
+    assert not {"root", "home", "srv", "mnt", "media", "var", "boot"} & (set(who["root"]) - bound), who["root"]
 
 
 @pytest.mark.slow
