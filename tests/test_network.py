@@ -134,3 +134,33 @@ def test_training_loop_is_vectorized(monkeypatch):
     net = MLP([2, 8, 1], rng=0)
     net.fit(X_tr, y_tr, epochs=1, batch_size=len(X_tr), rng=0, progress=False)
     assert calls == [len(X_tr), len(X_tr)]  # two Dense layers, one full batch each
+
+
+def test_training_backward_skips_only_the_input_gradient():
+    """fit's backward(input_grad=False) fills the same parameter gradients and skips dL/dX."""
+    rng = np.random.default_rng(3)
+    xb, yb = rng.normal(size=(16, 2)), rng.integers(0, 2, 16)
+    net = MLP([2, 8, 8, 1], rng=0, dtype=np.float64)
+    _, dlogits = net._loss_fn(net.forward(xb, training=True), yb)
+    dx = net.backward(dlogits)
+    full = [{k: v.copy() for k, v in layer.grads.items()} for layer in net.layers]
+    assert dx.shape == xb.shape
+    assert net.backward(dlogits, input_grad=False) is None
+    for layer, grads in zip(net.layers, full):
+        for name, value in grads.items():
+            np.testing.assert_array_equal(layer.grads[name], value)
+    assert net.layers[0].input_grad, "the first layer's setting is restored after the call"
+    assert net.backward(dlogits).shape == xb.shape
+
+
+def test_training_backward_with_a_subclassed_first_layer():
+    """A Dense subclass that overrides backward(dout) (chapter 3's L2Dense) still trains."""
+    class Penalized(Dense):
+        def backward(self, dout):
+            dx = super().backward(dout)
+            self.grads["kernel"] = self.grads["kernel"] + 0.1 * self.params["kernel"]
+            return dx
+
+    net = Sequential([Penalized(2, 8, rng=0), Activation("tanh"), Dense(8, 1, rng=0)])
+    history = net.fit(X_tr, y_tr, epochs=3, batch_size=64, rng=0, progress=False)
+    assert history["loss"][-1] < history["loss"][0]

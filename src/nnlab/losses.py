@@ -218,10 +218,21 @@ def softmax_cross_entropy(logits, y_true):
     z = check_array(logits, "logits", ndim=2, dtype_kind="f")
     if z.shape[0] == 0 or z.shape[1] == 0:
         raise ValueError(f"logits must hold at least one sample and one class, got shape {z.shape}")
-    y = _class_targets(y_true, z)
-    check_same_length(y, z, "y_true", "logits")
     n = len(z)
     logp = log_softmax(z)
-    loss = -np.sum(y * logp) / n
-    grad = (np.exp(logp) - y) / n  # exp(log_softmax) = softmax, without recomputing the shift
+    grad = np.exp(logp)  # exp(log_softmax) = softmax, without recomputing the shift
+    if np.ndim(y_true) == 1:
+        # integer labels: the one-hot y picks one log-probability per row and subtracts 1 from
+        # one probability per row, so index instead of building it
+        labels = check_class_labels(check_array(y_true, "y_true", ndim=1), z.shape[1], "y_true")
+        check_same_length(labels, z, "y_true", "logits")
+        rows = np.arange(n)
+        loss = -np.sum(logp[rows, labels]) / n
+        grad[rows, labels] -= 1
+    else:
+        y = _class_targets(y_true, z)
+        check_same_length(y, z, "y_true", "logits")
+        loss = -np.sum(y * logp) / n
+        grad -= y
+    grad /= n
     return float(loss), grad.astype(z.dtype, copy=False)

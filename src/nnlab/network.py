@@ -82,11 +82,23 @@ class Sequential:
             out = layer.forward(out, training=training)
         return out
 
-    def backward(self, dlogits):
-        """Backpropagate ``dL/dlogits`` through every layer, filling each layer's ``.grads``."""
-        grad = dlogits
-        for layer in reversed(self.layers):
-            grad = layer.backward(grad)
+    def backward(self, dlogits, input_grad=True):
+        """Backpropagate ``dL/dlogits`` through every layer, filling each layer's ``.grads``.
+
+        Returns ``dL/dX``. With ``input_grad=False`` (what :meth:`fit` uses) a first ``Dense``
+        layer skips that product and the result is ``None``; the parameter gradients are the same.
+        """
+        first = self.layers[0] if self.layers else None
+        skip = not input_grad and isinstance(first, Dense) and first.input_grad
+        if skip:
+            first.input_grad = False
+        try:
+            grad = dlogits
+            for layer in reversed(self.layers):
+                grad = layer.backward(grad)
+        finally:
+            if skip:
+                first.input_grad = True
         return grad
 
     def loss_and_gradients(self, X, y, training=True):
@@ -210,7 +222,7 @@ class Sequential:
                 logits = self.forward(xb, training=True)
                 loss, dlogits = self._loss_fn(logits, yb)
                 loss += sum(layer.regularization_loss() for layer in self.layers)
-                self.backward(dlogits)
+                self.backward(dlogits, input_grad=False)
                 opt.step(trainable)
                 total_loss += loss * len(idx)
                 if classify:

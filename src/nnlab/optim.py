@@ -46,7 +46,7 @@ class Optimizer:
             check_number(value, key, low=0, low_inclusive=False)
         self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
         self.iterations = 0
-        self.last_global_norm = None
+        self._last_grads = None
         self._state: dict[tuple[int, str], dict[str, np.ndarray]] = {}
 
     def clip_gradients(self, grads):
@@ -64,6 +64,14 @@ class Optimizer:
             return [np.clip(g, -self.clipvalue, self.clipvalue) for g in grads]
         return grads
 
+    @property
+    def last_global_norm(self):
+        """Norm of all gradients of the last step before clipping, or None before the first step.
+
+        Computed when asked for, not at every step: most training loops never look at it.
+        """
+        return None if self._last_grads is None else global_norm(self._last_grads)
+
     def step(self, layers):
         """Update every parameter of ``layers`` in place from its gradient in ``layer.grads``."""
         self.iterations += 1
@@ -75,7 +83,7 @@ class Optimizer:
                     raise RuntimeError(f"{layer!r} has no gradient for {name!r}: call backward() before step()")
                 items.append(((id(layer), name), param, grad))
         grads = [grad for _, _, grad in items]
-        self.last_global_norm = global_norm(grads)
+        self._last_grads = grads
         grads = self.clip_gradients(grads)
         for (key, param, _), grad in zip(items, grads):
             self._update(param, grad.astype(param.dtype, copy=False), self._state.setdefault(key, {}))
