@@ -72,3 +72,7 @@ def test_confusion_matrix_helpers():
                      {"pair": "b / c", "errors": 5, "i taken for j": 2, "j taken for i": 3}]
     with pytest.raises(ValueError, match=r"cm must be square with one row per class name \(2\), got shape \(3, 3\)"):
         plots.plot_confusion_matrix(cm, names[:2])
+    with pytest.raises(ValueError, match=r"cm must be square with one row per class name \(3\), got shape \(3, 2\)"):
+        plots.most_confused_pairs(cm[:, :2], names)
+    with pytest.raises(ValueError, match=r"class name \(4\), got shape \(3, 3\)"):
+        plots.most_confused_pairs(cm, names + ["d"])

@@ -43,18 +43,13 @@ def has_setup_cell(nb) -> bool:
     return bool(code) and code[0].source == cell_source()
 
 
-def add_setup_cell(path: Path) -> bool:
-    """Insert or refresh the setup cell; return True if the file changed."""
-    nb = nbformat.read(str(path), as_version=4)
-    if has_setup_cell(nb):
-        return False
+def add_setup_cell(nb) -> None:
+    """Insert the setup cell into ``nb``, replacing an outdated one."""
     nb.cells = [c for c in nb.cells if not (c.cell_type == "code" and c.source.startswith(MARKER))]
     cell = nbformat.v4.new_code_cell(cell_source())
     # after the title (and, in assignments, the instructions), before the first code cell
     first_code = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
     nb.cells.insert(first_code, cell)
-    nbformat.write(nb, str(path))
-    return True
 
 
 def main(argv) -> int:
@@ -65,7 +60,8 @@ def main(argv) -> int:
         if not has_setup_cell(nb):
             missing.append(path.relative_to(ROOT))
             if not check:
-                add_setup_cell(path)
+                add_setup_cell(nb)
+                nbformat.write(nb, str(path))
     for path in missing:
         print(("missing: " if check else "updated: ") + str(path))
     return 1 if check and missing else 0

@@ -180,13 +180,8 @@ def one_hot(y, n_classes, dtype=np.float32):
     return out
 
 
-def _class_targets(y_true, z):
-    """Integer labels ``(n_samples,)`` or one-hot rows ``(n_samples, n_classes)`` -> one-hot
-    matrix with the shape and dtype of the logits ``z`` ``(n_samples, n_classes)``."""
-    y = check_array(y_true, "y_true", ndim=(1, 2))
-    if y.ndim == 1:
-        labels = check_class_labels(y, z.shape[1], "y_true")
-        return one_hot(labels, z.shape[1], dtype=z.dtype)
+def _check_one_hot(y, z):
+    """One-hot rows ``y`` (2-D) checked against the logits ``z``, in the dtype of ``z``."""
     if y.shape != z.shape:
         raise ValueError(f"one-hot y_true must have the shape of the logits {z.shape}, got shape {y.shape}")
     bad_rows = np.flatnonzero(np.any((y != 0) & (y != 1), axis=1) | (np.sum(y, axis=1) != 1))
@@ -218,20 +213,21 @@ def softmax_cross_entropy(logits, y_true):
     z = check_array(logits, "logits", ndim=2, dtype_kind="f")
     if z.shape[0] == 0 or z.shape[1] == 0:
         raise ValueError(f"logits must hold at least one sample and one class, got shape {z.shape}")
+    y = check_array(y_true, "y_true", ndim=(1, 2))
+    if y.ndim == 1:
+        y = check_class_labels(y, z.shape[1], "y_true")
+    check_same_length(y, z, "y_true", "logits")
     n = len(z)
     logp = log_softmax(z)
     grad = np.exp(logp)  # exp(log_softmax) = softmax, without recomputing the shift
-    if np.ndim(y_true) == 1:
-        # integer labels: the one-hot y picks one log-probability per row and subtracts 1 from
-        # one probability per row, so index instead of building it
-        labels = check_class_labels(check_array(y_true, "y_true", ndim=1), z.shape[1], "y_true")
-        check_same_length(labels, z, "y_true", "logits")
+    if y.ndim == 1:
+        # integer labels: the one-hot y would pick one log-probability per row and subtract 1
+        # from one probability per row, so index instead of building it
         rows = np.arange(n)
-        loss = -np.sum(logp[rows, labels]) / n
-        grad[rows, labels] -= 1
+        loss = -np.sum(logp[rows, y]) / n
+        grad[rows, y] -= 1
     else:
-        y = _class_targets(y_true, z)
-        check_same_length(y, z, "y_true", "logits")
+        y = _check_one_hot(y, z)
         loss = -np.sum(y * logp) / n
         grad -= y
     grad /= n

@@ -106,6 +106,14 @@ def animate_decision_boundary(frames, X, y, *, resolution, margin=0.5, titles=No
     return anim
 
 
+def _check_confusion_matrix(cm, class_names):
+    """``cm`` as a square integer array with one row per class name, or ``ValueError``."""
+    cm = check_array(cm, "cm", ndim=2, dtype_kind="iu")
+    if cm.shape[0] != cm.shape[1] or cm.shape[0] != len(class_names):
+        raise ValueError(f"cm must be square with one row per class name ({len(class_names)}), got shape {cm.shape}")
+    return cm
+
+
 def plot_confusion_matrix(cm, class_names, *, ax=None, title=None):
     """Confusion matrix as an annotated heatmap: rows are true classes, columns predictions.
 
@@ -117,9 +125,7 @@ def plot_confusion_matrix(cm, class_names, *, ax=None, title=None):
     """
     import seaborn as sns
 
-    cm = check_array(cm, "cm", ndim=2, dtype_kind="iu")
-    if cm.shape[0] != cm.shape[1] or cm.shape[0] != len(class_names):
-        raise ValueError(f"cm must be square with one row per class name ({len(class_names)}), got shape {cm.shape}")
+    cm = _check_confusion_matrix(cm, class_names)
     if ax is None:
         _, ax = plt.subplots(figsize=(7.5, 6.2))
     sns.heatmap(cm, annot=True, fmt="d", cmap="Blues", cbar_kws={"label": "test images"},
@@ -137,7 +143,7 @@ def most_confused_pairs(cm, class_names, k=4):
     Returns a list of dicts with keys ``pair`` ("A / B"), ``errors`` (``cm[i, j] + cm[j, i]``),
     ``i taken for j`` and ``j taken for i``, ready for ``pandas.DataFrame``.
     """
-    cm = check_array(cm, "cm", ndim=2, dtype_kind="iu")
+    cm = _check_confusion_matrix(cm, class_names)
     n = cm.shape[0]
     pairs = sorted(((int(cm[i, j] + cm[j, i]), i, j) for i in range(n) for j in range(i + 1, n)),
                    key=lambda t: (-t[0], t[1], t[2]))

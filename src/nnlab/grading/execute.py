@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -101,7 +102,6 @@ BENIGN_PROGRAMS = {"fc-list", "fc-match", "uname", "ldconfig", "ldconfig.real", 
 
 def _program(detail: str) -> str:
     """The program name in an audit detail such as ``('fc-list', ['fc-list', '--help'], None, None)``."""
-    import re
     match = re.search(r"""['"]([^'"]+)['"]""", detail)
     return os.path.basename(match.group(1)) if match else ""
 
