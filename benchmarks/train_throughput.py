@@ -3,11 +3,12 @@
 Network 784-300-200-10, ReLU, softmax cross-entropy, plain SGD (no momentum), float32,
 batch sizes 32 and 128. Each framework trains ``--epochs`` epochs (default 1) on the 60,000
 training images; the table reports seconds per epoch, measured in this one run. ``numpy`` is
-the same training written as a single loop without nnlab's layers (what the design costs).
+the same training written as a single loop without nnlab's layers (what the design costs);
+``products`` runs only that loop's matrix products (what the elementwise steps cost).
 The bound is what the epoch's matrix products alone would take at the float32 GFLOP/s that
 NumPy's BLAS reaches on this machine (measured here on the same shapes, data in cache).
 
-    .venv/bin/python benchmarks/train_throughput.py [--epochs 1] [--frameworks nnlab,numpy,keras,sklearn]
+    .venv/bin/python benchmarks/train_throughput.py [--epochs 1] [--frameworks nnlab,numpy,products,keras,sklearn]
 """
 from __future__ import annotations
 
@@ -109,6 +110,28 @@ def time_numpy(X, y, batch, epochs):
     return (time.perf_counter() - t0) / epochs
 
 
+def time_products(X, y, batch, epochs):
+    """Only the matrix products of :func:`products`, on freshly gathered shuffled batches.
+
+    What an epoch would cost if every elementwise step (bias, ReLU, softmax, update) were free.
+    """
+    rng = np.random.default_rng(0)
+    kernels = [rng.standard_normal((a, b)).astype(np.float32) for a, b in zip(SIZES[:-1], SIZES[1:])]
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        order = rng.permutation(len(X))
+        for start in range(0, len(X), batch):
+            acts = [X[order[start:start + batch]]]
+            for w in kernels:
+                acts.append(acts[-1] @ w)
+            delta = acts[-1]
+            for i in range(len(kernels) - 1, -1, -1):
+                acts[i].T @ delta
+                if i > 0:
+                    delta = delta @ kernels[i].T
+    return (time.perf_counter() - t0) / epochs
+
+
 def time_keras(X, y, batch, epochs):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
@@ -144,10 +167,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batches", default="32,128")
-    parser.add_argument("--frameworks", default="nnlab,numpy,keras,sklearn")
+    parser.add_argument("--frameworks", default="nnlab,numpy,products,keras,sklearn")
     args = parser.parse_args()
     X, y = load()
-    timers = {"nnlab": time_nnlab, "numpy": time_numpy, "keras": time_keras, "sklearn": time_sklearn}
+    timers = {"nnlab": time_nnlab, "numpy": time_numpy, "products": time_products, "keras": time_keras,
+              "sklearn": time_sklearn}
     frameworks = args.frameworks.split(",")
     print(f"Fashion-MNIST {X.shape[0]} x {X.shape[1]}, MLP {'-'.join(map(str, SIZES))} relu, plain SGD, "
           f"float32, {args.epochs} epoch(s), {os.cpu_count()} cores")
