@@ -43,7 +43,7 @@ test-units: setup
 	$(PY) -m pytest -m "not slow" -q
 
 release: setup
-	$(PY) -m nnlab.course release --all
+	$(PY) -m nbjudge release --all
 
 lab: setup
 	$(VENV)/bin/jupyter lab
@@ -54,7 +54,7 @@ chapter: setup
 
 grade: setup
 	@test -n "$(A)" || (echo "usage: make grade A=02_backprop [JOBS=4]" && false)
-	$(PY) -m nnlab.course grade $(A) $(if $(JOBS),--jobs $(JOBS))
+	$(PY) -m nbjudge grade $(A) $(if $(JOBS),--jobs $(JOBS))
 
 bench-grading: setup
 	$(PY) benchmarks/grading.py

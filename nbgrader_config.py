@@ -1,9 +1,9 @@
 """nbgrader configuration of the course (nbgrader 0.9).
 
 Layout: the nbgrader *source* of every assignment is ``solutions/<chapter>/assignment.ipynb``
-(solutions and hidden tests); ``python -m nnlab.course release <chapter>`` (``make release``)
+(solutions and hidden tests); ``nbjudge release <chapter>`` (``make release``)
 generates the student version and copies it to ``chapters/<chapter>/assignment.ipynb``.
-Instructors grade from this folder with ``python -m nnlab.course collect|grade|feedback|export|report``
+Instructors grade from this folder with ``nbjudge collect|grade|feedback|export|report``
 (see teaching.md): ``grade`` runs every submission's kernel in a bubblewrap sandbox with the
 limits below. ``submitted/``, ``autograded/``, ``feedback/`` and ``gradebook.db`` are git-ignored.
 Plain ``nbgrader autograde`` (and the formgrader's autograde button) still works, but runs
@@ -40,7 +40,7 @@ c.IgnorePattern.pattern = (
 c.LimitOutput.max_lines = 1000
 c.LimitOutput.max_traceback = 100
 
-# The grading sandbox (nnlab.grading.sandbox): what one submission's kernel may use.
+# The grading sandbox (nbjudge.sandbox): what one submission's kernel may use.
 c.Sandbox.memory_mb = 2048          # address space (RLIMIT_AS); raise for TensorFlow assignments
 c.Sandbox.max_processes = 128       # processes + threads (RLIMIT_NPROC): stops fork bombs
 c.Sandbox.max_file_mb = 64          # largest file a kernel may write
@@ -58,18 +58,18 @@ c.Sandbox.per_assignment = {name: dict(_keras) for name in
 # Feedback never shows hidden tests: their source, tracebacks and echoes are removed.
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
-    "nnlab.grading.feedback.HideHiddenTests",
+    "nbjudge.feedback.HideHiddenTests",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 
 # Late submissions: set the due date with
 #   nbgrader db assignment add 02_backprop --duedate="2026-03-01 23:59:00 Europe/Berlin"
 # A submission's time comes from its timestamp.txt (written by `collect` from the file name).
-c.AssignLatePenalties.plugin_class = "nnlab.grading.late.PerDayPenalty"
+c.AssignLatePenalties.plugin_class = "nbjudge.late.PerDayPenalty"
 c.PerDayPenalty.fraction_per_day = 0.1   # 10 % of the notebook's score per started day late
 c.PerDayPenalty.grace_minutes = 15
 
-# LMS downloads (`python -m nnlab.course collect 02_backprop.zip`): one file per student and
+# LMS downloads (`nbjudge collect 02_backprop.zip`): one file per student and
 # notebook, named <student_id>_<YYYYMMDDTHHMMSS>_<notebook>.ipynb, the timestamp optional,
 # e.g. "jdoe_20260301T235500_assignment.ipynb". nbgrader matches the extracted file's full path.
 c.FileNameCollectorPlugin.named_regexp = (

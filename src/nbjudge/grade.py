@@ -2,14 +2,15 @@
 
 Two phases per submission:
 
-1. **execute** (parallel, untrusted code): a worker process (:mod:`nnlab.grading.worker`) rebuilds
-   the notebook around the instructor's cells and runs it in the sandbox. Workers never open
-   the gradebook; ``--jobs`` of them run at once, each with its own sandbox user id.
+1. **execute and judge** (parallel): a worker process (:mod:`nbjudge.worker`) rebuilds the
+   notebook around the instructor's cells and runs it: the student's cells in the sandboxed
+   student kernel, the test cells in the sandboxed judge (:mod:`nbjudge.execute`). Workers never
+   open the gradebook; ``--jobs`` of them run at once, each slot with its own user ids.
 2. **record** (serial, trusted): in this process, one submission at a time, nbgrader's own
    preprocessors score the executed notebook into the gradebook (``IgnorePattern``,
    ``LimitOutput``, ``SaveAutoGrades``, ``AssignLatePenalties``, ``CheckCellMetadata``), the
-   incident policy is applied (see :mod:`nnlab.grading.incidents`), and the graded notebook is
-   written to ``autograded/<student>/<assignment>/``.
+   scoring policy is applied (:mod:`nbjudge.policy`), and the graded notebook is written to
+   ``autograded/<student>/<assignment>/``.
 
 Because only this process writes the gradebook, and each submission's scores depend only on
 its own sandboxed run, the gradebook after ``--jobs 4`` is the same as after ``--jobs 1``.
@@ -28,11 +29,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from .incidents import FLAGGING, Incident
-from . import incidents as incident_store
+from . import policy
+from .course import CourseError, course_id, db_url, ensure_assignment, load_config, submissions
+from .policy import FLAGGING, Incident
 
 
-class GradingError(RuntimeError):
+class GradingError(CourseError):
     """``grade`` cannot start (no sandbox, no assignment, ...); the message says what to do."""
 
 
@@ -45,53 +47,7 @@ class Graded:
     max_score: float
     incidents: list
     elapsed: float
-    kernel_cpu: float = 0.0  # CPU seconds of the last kernel of each notebook (reported by the final canary)
-
-
-def db_url_for(course_dir, config) -> str:
-    """The gradebook URL nbgrader uses for ``course_dir`` (``c.CourseDirectory.db_url`` or the default)."""
-    url = config.CourseDirectory.get("db_url") if "CourseDirectory" in config else None
-    return url or f"sqlite:///{Path(course_dir) / 'gradebook.db'}"
-
-
-def course_id_for(config) -> str:
-    return (config.CourseDirectory.get("course_id") if "CourseDirectory" in config else None) or "default_course"
-
-
-def ensure_assignment(course_dir, name, db_url, log=print) -> None:
-    """Make sure the gradebook knows ``name`` and ``release/<name>/`` exists (generate them if not)."""
-    from nbgrader.api import Gradebook, MissingEntry
-
-    course_dir = Path(course_dir)
-    source = course_dir / "solutions" / name
-    if not (source / "assignment.ipynb").is_file() and not any(source.glob("*.ipynb")):
-        raise GradingError(f"unknown assignment {name!r}: no notebook in {source}")
-    with Gradebook(db_url) as gb:
-        try:
-            assignment = gb.find_assignment(name)
-            known = [nb.name for nb in assignment.notebooks]
-        except MissingEntry:
-            known = []
-    release = course_dir / "release" / name
-    if known and all((release / f"{nb}.ipynb").is_file() for nb in known):
-        return
-    from ..course import CourseError, nbgrader
-    log(f"the gradebook has no release of {name} yet: running nbgrader generate_assignment {name}")
-    try:
-        nbgrader(["generate_assignment", name, "--force"], cwd=course_dir)
-    except CourseError as exc:
-        raise GradingError(str(exc)) from exc
-
-
-def submissions(course_dir, name) -> list[str]:
-    """Student ids with a folder ``submitted/<student>/<name>/`` (symlinked folders are ignored)."""
-    root = Path(course_dir) / "submitted"
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir()
-                  if p.is_dir() and not p.is_symlink() and (p / name).is_dir() and not (p / name).is_symlink()
-                  and not p.name.startswith("."))
-
+    
 
 def read_timestamp(folder: Path):
     """(timestamp or None, incidents) from ``timestamp.txt`` as nbgrader reads it."""
@@ -102,12 +58,12 @@ def read_timestamp(folder: Path):
         return None, []
     text = path.read_text(errors="replace").strip()[:100]
     if not text:
-        return None, [Incident("bad-timestamp", "review", "timestamp.txt is empty: the submission was graded "
+        return None, [Incident("bad-timestamp", "timestamp.txt is empty: the submission was graded "
                                "as on time; check the submission time in the LMS")]
     try:
         return parse_utc(text), []
     except (ValueError, OverflowError) as exc:
-        return None, [Incident("bad-timestamp", "review", f"timestamp.txt holds {text!r}, which is not a "
+        return None, [Incident("bad-timestamp", f"timestamp.txt holds {text!r}, which is not a "
                                f"date ({exc}); the submission was graded as on time: check the submission "
                                "time in the LMS")]
 
@@ -130,7 +86,7 @@ def _grade_rows(gb, name, student, notebook):
     return nb, list(nb.grades)
 
 
-def record(course_dir, name, student, result, error, spec, config, db_url) -> Graded:
+def record(course_dir, name, student, result, error, spec, config, url) -> Graded:
     """Phase 2 for one submission: scores into the gradebook, graded notebook to ``autograded/``."""
     import nbformat
     from nbgrader.api import Gradebook
@@ -143,14 +99,14 @@ def record(course_dir, name, student, result, error, spec, config, db_url) -> Gr
     timestamp, found = read_timestamp(submitted)
     all_incidents = list(found)
     if result is None:
-        all_incidents.append(Incident("grader-error", "error", f"the grader could not finish this submission "
+        all_incidents.append(Incident("grader-error", f"the grader could not finish this submission "
                                       f"({error}); every question scores 0 until it is regraded: "
-                                      f"python -m nnlab.course grade {name} --student {student}"))
+                                      f"nbjudge grade {name} --student {student}"))
         result = {"notebooks": {nb: {"status": "grader-error", "incidents": []} for nb in spec["notebooks"]},
                   "incidents": []}
     all_incidents += [Incident.from_dict(d) for d in result.get("incidents", [])]
 
-    with Gradebook(db_url, course_id_for(config)) as gb:
+    with Gradebook(url, course_id(config)) as gb:
         gb.update_or_create_student(student)
         gb.update_or_create_submission(name, student, timestamp=timestamp)
 
@@ -172,41 +128,44 @@ def record(course_dir, name, student, result, error, spec, config, db_url) -> Gr
     for nb_name, nb_spec in spec["notebooks"].items():
         entry = result["notebooks"].get(nb_name, {"status": "grader-error", "incidents": []})
         nb_incidents = [Incident.from_dict(d) for d in entry.get("incidents", [])]
-        resources = {"nbgrader": {"student": student, "assignment": name, "notebook": nb_name, "db_url": db_url}}
+        resources = {"nbgrader": {"student": student, "assignment": name, "notebook": nb_name, "db_url": url}}
         executed = Path(result.get("out_dir", "")) / f"{nb_name}.ipynb"
         if entry["status"] == "executed" and executed.is_file():
             nb = nbformat.read(executed, as_version=4)
             for cell in nb.cells:
-                cell.metadata.pop("nnlab", None)
+                cell.metadata.pop("nbjudge", None)
             stderr_before = _stderr_cells(nb)
             nb, resources = IgnorePattern(config=config).preprocess(nb, resources)
             stderr_after = _stderr_cells(nb)
             for gid in sorted(stderr_before - stderr_after):
-                nb_incidents.append(Incident("stderr-ignored", "info", f"{gid} wrote a warning to stderr; it "
+                nb_incidents.append(Incident("stderr-ignored", f"{gid} wrote a warning to stderr; it "
                                              "matched c.IgnorePattern and did not count as a failure",
                                              cell=gid, notebook=nb_name))
             for gid in sorted(stderr_after):
-                nb_incidents.append(Incident("stderr-failure", "info", f"{gid} wrote to stderr, which nbgrader "
+                nb_incidents.append(Incident("stderr-failure", f"{gid} wrote to stderr, which nbgrader "
                                              "counts as a failure of the test", cell=gid, notebook=nb_name))
             nb, resources = LimitOutput(config=config).preprocess(nb, resources)
             nb, resources = SaveAutoGrades(config=config).preprocess(nb, resources)
-            _apply_policy(db_url, name, student, nb_name, nb_incidents + all_incidents, nb_spec)
+            with Gradebook(url) as gb:
+                policy.apply(gb.find_submission_notebook(nb_name, name, student).grades,
+                             nb_incidents + all_incidents, nb_name, nb_spec)
+                gb.db.commit()
             nb, resources = AssignLatePenalties(config=config).preprocess(nb, resources)
             nb, resources = CheckCellMetadata(config=config).preprocess(nb, resources)
             nbformat.write(nb, target / f"{nb_name}.ipynb")
         else:
-            with Gradebook(db_url) as gb:
+            with Gradebook(url) as gb:
                 notebook, grades = _grade_rows(gb, name, student, nb_name)
                 for grade in grades:
                     grade.auto_score = 0.0
                     grade.needs_manual_grade = False
                 gb.db.commit()
-        with Gradebook(db_url) as gb:
+        with Gradebook(url) as gb:
             notebook, grades = _grade_rows(gb, name, student, nb_name)
             for grade in grades:  # no score may exceed its cell's points
                 top = float(grade.max_score)
                 if grade.auto_score is not None and not 0.0 <= grade.auto_score <= top:
-                    nb_incidents.append(Incident("score-clamped", "integrity", f"{grade.name} scored "
+                    nb_incidents.append(Incident("score-clamped", f"{grade.name} scored "
                                                  f"{grade.auto_score} outside [0, {top:g}]; set to "
                                                  f"{min(max(grade.auto_score, 0.0), top):g}", cell=grade.name,
                                                  notebook=nb_name))
@@ -214,7 +173,7 @@ def record(course_dir, name, student, result, error, spec, config, db_url) -> Gr
             submission = gb.find_submission(name, student)
             if submission.total_seconds_late > 0:
                 penalty = notebook.late_submission_penalty or 0.0
-                nb_incidents.append(Incident("late", "info", f"submitted {_duration(submission.total_seconds_late)} "
+                nb_incidents.append(Incident("late", f"submitted {_duration(submission.total_seconds_late)} "
                                              f"after the due date; late penalty {penalty:g} point(s)",
                                              notebook=nb_name))
             notebook.flagged = any(i.severity in FLAGGING for i in nb_incidents + all_incidents)
@@ -225,9 +184,8 @@ def record(course_dir, name, student, result, error, spec, config, db_url) -> Gr
     for root, dirs, files in os.walk(target):
         for f in files:
             os.chmod(os.path.join(root, f), 0o444)
-    incident_store.save(course_dir, name, student, all_incidents)
-    cpu = sum(float(e.get("kernel_cpu") or 0.0) for e in result.get("notebooks", {}).values())
-    return Graded(student, score, max_score, all_incidents, float(result.get("elapsed") or 0.0), cpu)
+    policy.save(course_dir, name, student, all_incidents)
+    return Graded(student, score, max_score, all_incidents, float(result.get("elapsed") or 0.0))
 
 
 def _stderr_cells(nb) -> set:
@@ -245,23 +203,8 @@ def _duration(seconds: float) -> str:
     return f"{hours} h {minutes} min" if hours < 48 else f"{hours // 24} days {hours % 24} h"
 
 
-def _apply_policy(db_url, name, student, nb_name, found, nb_spec):
-    """Integrity incidents: the notebook's autograded tests score 0 and need manual grading."""
-    from nbgrader.api import Gradebook
-
-    if not any(i.severity == "integrity" and i.notebook in (None, nb_name) for i in found):
-        return
-    tests = {c["grade_id"] for c in nb_spec["cells"] if c["grade"] and not c["solution"]}
-    with Gradebook(db_url) as gb:
-        for grade in gb.find_submission_notebook(nb_name, name, student).grades:
-            if grade.name in tests:
-                grade.auto_score = 0.0
-                grade.needs_manual_grade = True
-        gb.db.commit()
-
-
 class Worker:
-    """A long-lived ``python -m nnlab.grading.worker --serve`` process for one parallel slot."""
+    """A long-lived ``python -m nbjudge.worker --serve`` process for one parallel slot."""
 
     def __init__(self, log_path):
         self.log_path = log_path
@@ -272,7 +215,7 @@ class Worker:
         log = open(self.log_path, "ab")
         env = dict(os.environ, PYTHONWARNINGS="ignore")
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-        self.proc = subprocess.Popen([sys.executable, "-m", "nnlab.grading.worker", "--serve"], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, "-m", "nbjudge.worker", "--serve"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1, env=env,
                                      start_new_session=True)
         log.close()
@@ -360,9 +303,9 @@ def grade(course_dir, name, *, jobs=None, sandbox=True, students=None, overrides
     -------
     list of Graded, in student order.
     """
-    from .cells import assignment_spec
-    from .sandbox import Sandbox, SandboxUnavailable, check_available, check_exposure, python_paths
-    from .worker import load_config
+    from .cells import allowed_modules, assignment_spec
+    from .sandbox import (Sandbox, SandboxUnavailable, check_available, check_exposure, check_uids, package_view,
+                          python_paths, student_kit)
 
     course_dir = Path(course_dir).resolve()
     if not (course_dir / "nbgrader_config.py").is_file():
@@ -382,18 +325,25 @@ def grade(course_dir, name, *, jobs=None, sandbox=True, students=None, overrides
     bwrap, ro_paths = None, python_paths() + list(box.ro_paths)
     secrets = [course_dir / p for p in ("gradebook.db", "solutions", "release", "source", "submitted", "autograded",
                                        "feedback", "reports")]
+    uids = {}
+    if sandbox and os.geteuid() == 0:
+        uids = {slot: (box.uid_base + slot, box.uid_base + box.judge_uid_offset + slot) for slot in range(jobs)}
     try:
         if sandbox:
             bwrap = check_available(box)
             check_exposure(ro_paths, [str(s) for s in secrets])
+            check_uids([u for pair in uids.values() for u in pair])
     except SandboxUnavailable as exc:
         raise GradingError(f"refusing to grade without the sandbox: {exc}") from exc
     if not sandbox:
         log("WARNING: --no-sandbox: student code runs WITHOUT isolation; it can read solutions/ and write "
             "gradebook.db. This run is marked as unsandboxed in the report.")
-    db_url = db_url_for(course_dir, config)
-    ensure_assignment(course_dir, name, db_url, log=log)
-    spec = assignment_spec(course_dir, name, db_url)
+    url = db_url(course_dir, config)
+    try:
+        ensure_assignment(course_dir, name, url, log=log)
+    except CourseError as exc:
+        raise GradingError(str(exc)) from exc
+    spec = assignment_spec(course_dir, name, url)
     everyone = submissions(course_dir, name)
     if students:
         unknown = sorted(set(students) - set(everyone))
@@ -402,12 +352,15 @@ def grade(course_dir, name, *, jobs=None, sandbox=True, students=None, overrides
         everyone = [s for s in everyone if s in students]
     if not everyone:
         raise GradingError(f"no submissions of {name}: expected folders submitted/<student>/{name}/ in {course_dir} "
-                           f"(python -m nnlab.course collect ZIP puts them there)")
+                           f"(nbjudge collect ZIP puts them there)")
     run_started = time.time()
-    scratch_root = Path(tempfile.mkdtemp(prefix="nnlab-grade-"))
+    scratch_root = Path(tempfile.mkdtemp(prefix="nbjudge-grade-"))
     os.chmod(scratch_root, 0o755)
     spec_path = scratch_root / "spec.json"
     spec_path.write_text(json.dumps(spec))
+    kit = student_kit(scratch_root / "kit")
+    allowed = {nb: allowed_modules(course_dir, name, nb) for nb in spec["notebooks"]}
+    overlays = {nb: package_view(scratch_root / "view" / nb, "nnlab", allowed[nb], name) for nb in spec["notebooks"]}
     slots: queue.Queue = queue.Queue()
     workers = [Worker(scratch_root / f"worker-{slot}.log") for slot in range(jobs)]
     for slot in range(jobs):
@@ -425,8 +378,9 @@ def grade(course_dir, name, *, jobs=None, sandbox=True, students=None, overrides
                    "spec_path": str(spec_path), "submission_dir": str(course_dir / "submitted" / student / name),
                    "source_dir": str(course_dir / "solutions" / name), "scratch": str(scratch),
                    "out_dir": str(scratch / "out"), "workdir": str(course_dir / "autograded" / student / name),
-                   "uid": (box.uid_base + slot) if (sandbox and os.geteuid() == 0) else None,
-                   "ro_paths": ro_paths, "bwrap": bwrap, "no_sandbox": not sandbox, "overrides": overrides or {}}
+                   "uid": uids[slot][0] if uids else None, "judge_uid": uids[slot][1] if uids else None,
+                   "ro_paths": ro_paths, "bwrap": bwrap, "no_sandbox": not sandbox, "overrides": overrides or {},
+                   "kit": kit, "overlays": overlays, "allowed": allowed}
             return workers[slot].run(job, budget)
         finally:
             slots.put(slot)
@@ -442,10 +396,10 @@ def grade(course_dir, name, *, jobs=None, sandbox=True, students=None, overrides
                 except Exception as exc:  # a bug in the grader: still record the submission
                     result, error = None, f"{type(exc).__name__}: {exc}"
                 try:
-                    outcome = record(course_dir, name, student, result, error, spec, config, db_url)
+                    outcome = record(course_dir, name, student, result, error, spec, config, url)
                 except Exception as exc:
                     outcome = record(course_dir, name, student, None, f"recording failed: {exc}", spec, config,
-                                     db_url)
+                                     url)
                 graded[student] = outcome
                 worst = sorted({i.severity for i in outcome.incidents}, key=["info", "review", "integrity",
                                                                                "error"].index)

@@ -14,7 +14,7 @@ is executed contain every cell of the assignment exactly once:
   the release's content for answers (so an answer that was deleted scores 0), after the
   nearest preceding assignment cell.
 
-Every difference becomes an :class:`~nnlab.grading.incidents.Incident`.
+Every difference becomes an :class:`~nbjudge.policy.Incident`.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell
 
-from .incidents import Incident
+from .policy import Incident
 
 SPEC_KEYS = ("grade_id", "cell_type", "source", "release_source", "locked", "grade", "solution", "task",
              "points", "checksum")
@@ -55,7 +55,7 @@ def assignment_spec(course_dir, assignment, db_url) -> dict:
             release = course_dir / "release" / assignment / f"{notebook.name}.ipynb"
             if not release.is_file():
                 raise FileNotFoundError(f"{release} is missing: run `nbgrader generate_assignment {assignment}` "
-                                        "(python -m nnlab.course grade does it when the gradebook lacks it)")
+                                        "(nbjudge grade does it when the gradebook lacks it)")
             released = nbformat.read(release, as_version=4)
             order = [c.metadata["nbgrader"]["grade_id"] for c in released.cells
                      if "grade_id" in c.metadata.get("nbgrader", {})]
@@ -83,6 +83,24 @@ def assignment_spec(course_dir, assignment, db_url) -> dict:
             notebooks[notebook.name] = {"kernelspec": kernelspec, "cells": cells,
                                         "max_score": float(sum(c["points"] for c in cells if c["grade"]))}
     return {"assignment": assignment, "notebooks": notebooks}
+
+
+def allowed_modules(course_dir, assignment, notebook):
+    """The teaching-package modules students of ``assignment`` may import while graded, or None (all).
+
+    Declared in the source notebook's metadata: ``{"nbjudge": {"allowed_modules": ["datasets", ...]}}``.
+    """
+    path = Path(course_dir) / "solutions" / assignment / f"{notebook}.ipynb"
+    if not path.is_file():
+        return None
+    meta = json.loads(path.read_text()).get("metadata", {}).get("nbjudge", {})
+    allowed = meta.get("allowed_modules") if isinstance(meta, dict) else None
+    if allowed is None:
+        return None
+    if not isinstance(allowed, list) or not all(isinstance(m, str) and m.isidentifier() for m in allowed):
+        raise ValueError(f"{path}: metadata nbjudge.allowed_modules must be a list of module names such as "
+                         f"[\"datasets\", \"activations\"], got {allowed!r}")
+    return allowed
 
 
 def _nbgrader_meta(spec_cell) -> dict:
@@ -145,7 +163,7 @@ def restore_cells(nb, notebook_spec, notebook=None):
     Returns
     -------
     nb : NotebookNode
-        The notebook to execute. Each cell's ``metadata["nnlab"]["origin"]`` says where it came
+        The notebook to execute. Each cell's ``metadata["nbjudge"]["origin"]`` says where it came
         from: ``"instructor"``, ``"answer"`` (a student's answer) or ``"student"`` (a cell the
         student added).
     incidents : list of Incident
@@ -155,25 +173,25 @@ def restore_cells(nb, notebook_spec, notebook=None):
     order = {c["grade_id"]: i for i, c in enumerate(spec_cells)}
     incidents, seen, out = [], set(), []
 
-    def note(kind, severity, message, cell=None):
-        incidents.append(Incident(kind, severity, message, cell=cell, notebook=notebook))
+    def note(kind, message, cell=None):
+        incidents.append(Incident(kind, message, cell=cell, notebook=notebook))
 
     for index, cell in enumerate(nb.cells):
         meta = cell.metadata.get("nbgrader")
         gid = meta.get("grade_id") if isinstance(meta, dict) else None
         if not isinstance(gid, str) or gid not in by_id or gid in seen:
             if isinstance(gid, str) and gid in seen:
-                note("duplicate-grade-id", "review", f"cell {index} repeats grade_id {gid!r}; the copy is "
+                note("duplicate-grade-id", f"cell {index} repeats grade_id {gid!r}; the copy is "
                      "graded as an ordinary cell", cell=gid)
             elif isinstance(gid, str):
-                note("unknown-grade-id", "review", f"cell {index} has grade_id {gid!r}, which the assignment "
+                note("unknown-grade-id", f"cell {index} has grade_id {gid!r}, which the assignment "
                      "does not have (renamed?); it runs as an ordinary cell and earns nothing", cell=gid)
             elif meta:
-                note("stray-nbgrader-metadata", "review", f"cell {index} has nbgrader metadata without a "
+                note("stray-nbgrader-metadata", f"cell {index} has nbgrader metadata without a "
                      "grade_id; it runs as an ordinary cell")
             cell = copy.deepcopy(cell)
             cell.metadata.pop("nbgrader", None)
-            cell.metadata["nnlab"] = {"origin": "student"}
+            cell.metadata["nbjudge"] = {"origin": "student"}
             out.append(cell)
             continue
         seen.add(gid)
@@ -183,18 +201,18 @@ def restore_cells(nb, notebook_spec, notebook=None):
             if cell.source != spec_cell["release_source"]:
                 changes.insert(0, "its source")
             if changes:
-                note("locked-cell-changed", "review", f"the submission changed {', '.join(changes)} of "
+                note("locked-cell-changed", f"the submission changed {', '.join(changes)} of "
                      f"{_describe(spec_cell)}; the instructor's version was graded", cell=gid)
             new = instructor_cell(spec_cell)
         else:
             if changes:
-                note("answer-metadata-changed", "review", f"the submission changed {', '.join(changes)} of "
+                note("answer-metadata-changed", f"the submission changed {', '.join(changes)} of "
                      f"{_describe(spec_cell)}; the assignment's metadata was restored", cell=gid)
             new = instructor_cell(spec_cell, source=cell.source)
-        new.metadata["nnlab"] = {"origin": "instructor" if spec_cell["locked"] else "answer"}
+        new.metadata["nbjudge"] = {"origin": "instructor" if spec_cell["locked"] else "answer"}
         out.append(new)
 
-    student_sources = {c.source.strip() for c in out if c.metadata["nnlab"]["origin"] == "student"}
+    student_sources = {c.source.strip() for c in out if c.metadata["nbjudge"]["origin"] == "student"}
     for spec_cell in spec_cells:
         gid = spec_cell["grade_id"]
         if gid in seen:
@@ -204,10 +222,10 @@ def restore_cells(nb, notebook_spec, notebook=None):
                else "it was deleted")
         what = ("the instructor's version was put back" if spec_cell["locked"]
                 else "the unanswered release version was put back, so it scores 0")
-        note("cell-missing", "review", f"{_describe(spec_cell)} is missing from the submission ({how}); {what}",
+        note("cell-missing", f"{_describe(spec_cell)} is missing from the submission ({how}); {what}",
              cell=gid)
         new = instructor_cell(spec_cell, source=None if spec_cell["locked"] else spec_cell["release_source"])
-        new.metadata["nnlab"] = {"origin": "instructor"}
+        new.metadata["nbjudge"] = {"origin": "instructor"}
         # after the nearest preceding assignment cell that is present
         position = 0
         for i, cell in enumerate(out):
@@ -235,7 +253,7 @@ SUSPICIOUS_NAMES = {
     "stack": None, "get_referrers": "searches the interpreter's objects", "get_objects": None,
     "fork": "creates processes", "system": "runs shell commands", "popen": "runs shell commands",
     "kill": "sends signals", "__builtins__": "modifies the builtins",
-    "_nnlab_sandbox": "touches the grader's integrity check", "integrity": None,
+    "_nbjudge_bridge": "touches the judge's bridge",
 }
 SUSPICIOUS_MODULES = {
     "ctypes": "loads C code", "socket": "opens network connections", "urllib": "opens network connections",
@@ -244,6 +262,15 @@ SUSPICIOUS_MODULES = {
     "importlib": "imports by name", "builtins": "modifies the builtins", "gc": "searches the interpreter's objects",
     "inspect": "inspects the caller's frames", "nbgrader": "imports the grader", "pty": "runs other programs",
     "shutil": None,
+}
+#: attributes through which code reaches into IPython or the kernel that runs it
+INTERPRETER_HOOKS = {
+    "ast_transformers": "rewrites later cells before they run", "input_transformers_cleanup": "rewrites later cells",
+    "input_transformers_post": "rewrites later cells", "shell_handlers": "wraps the kernel's message handlers",
+    "control_handlers": "wraps the kernel's message handlers", "session": "sends messages as the kernel",
+    "iopub_socket": "sends messages as the kernel", "events": "hooks into cell execution",
+    "pre_run_cell": "hooks into cell execution", "post_run_cell": "hooks into cell execution",
+    "user_ns": "reads or rewrites the notebook's namespace", "shell_streams": "wraps the kernel's message handlers",
 }
 PATCHABLE_MODULES = {"numpy", "np", "math", "builtins", "sys", "nnlab", "IPython", "os", "random", "unittest",
                      "pytest", "testing"}
@@ -297,24 +324,28 @@ def scan_source(source: str) -> list[str]:
                     add(f"imports {name} ({SUSPICIOUS_MODULES[top]})")
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in ("__eq__", "__ne__"):
             add(f"defines {node.name} (an answer that compares equal to anything passes naive tests)")
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in (
+                "__array_function__", "__array_ufunc__", "__array__"):
+            add(f"defines {node.name} (an object that answers NumPy's functions itself)")
         elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for target in targets:
-                for sub in ast.walk(target):
-                    if isinstance(sub, ast.Name) and sub.id in ("__eq__", "__ne__"):
-                        add(f"assigns {sub.id} (an answer that compares equal to anything passes naive tests)")
-                    if isinstance(sub, ast.Attribute):
-                        base = sub.value
-                        while isinstance(base, ast.Attribute):
-                            base = base.value
-                        root = base.id if isinstance(base, ast.Name) else None
-                        module = imported_modules.get(root, root) if root else None
-                        if module and (module.split(".")[0] in PATCHABLE_MODULES or root in PATCHABLE_MODULES):
-                            add(f"replaces {ast.unparse(sub)} (monkeypatching a library the tests use)")
-                        elif isinstance(base, ast.Call) and ast.unparse(base.func) == "get_ipython":
-                            add(f"replaces {ast.unparse(sub)} (changes IPython itself)")
-                        if SUSPICIOUS_NAMES.get(sub.attr):
-                            add(f"assigns .{sub.attr} ({SUSPICIOUS_NAMES[sub.attr]})")
+            for sub in _assigned(targets):
+                if isinstance(sub, ast.Name) and sub.id in ("__eq__", "__ne__"):
+                    add(f"assigns {sub.id} (an answer that compares equal to anything passes naive tests)")
+                if isinstance(sub, ast.Name) and sub.id in PATCHABLE_MODULES:
+                    add(f"rebinds {sub.id} (a module the tests use)")
+                if isinstance(sub, ast.Attribute):
+                    base = sub.value
+                    while isinstance(base, (ast.Attribute, ast.Subscript)):
+                        base = base.value
+                    root = base.id if isinstance(base, ast.Name) else None
+                    module = imported_modules.get(root, root) if root else None
+                    if module and (module.split(".")[0] in PATCHABLE_MODULES or root in PATCHABLE_MODULES):
+                        add(f"replaces {ast.unparse(sub)} (monkeypatching a library the tests use)")
+                    elif isinstance(base, ast.Call) and ast.unparse(base.func) == "get_ipython":
+                        add(f"replaces {ast.unparse(sub)} (changes IPython itself)")
+                    if SUSPICIOUS_NAMES.get(sub.attr):
+                        add(f"assigns .{sub.attr} ({SUSPICIOUS_NAMES[sub.attr]})")
         elif isinstance(node, ast.Call):
             func = ast.unparse(node.func)
             if func in ("setattr", "delattr") and node.args:
@@ -324,12 +355,16 @@ def scan_source(source: str) -> list[str]:
                     add(f"calls {func}({target}, ...) (monkeypatching)")
             if func in ("exec", "eval", "compile", "__import__"):
                 add(f"calls {func}() (code that cannot be read before it runs)")
+            if func in ("globals", "vars", "locals") and (func == "globals" or not node.args):
+                add(f"calls {func}() (reads the notebook's namespace)")
             last = func.rsplit(".", 1)[-1]
             if SUSPICIOUS_NAMES.get(last) and "." in func:
                 add(f"calls {func}() ({SUSPICIOUS_NAMES[last]})")
+        elif isinstance(node, ast.Attribute) and node.attr in INTERPRETER_HOOKS:
+            add(f"uses .{node.attr} ({INTERPRETER_HOOKS[node.attr]})")
         elif isinstance(node, ast.Attribute) and SUSPICIOUS_NAMES.get(node.attr) and node.attr.startswith("_"):
             add(f"uses .{node.attr} ({SUSPICIOUS_NAMES[node.attr]})")
-        elif isinstance(node, ast.Name) and node.id in ("__builtins__", "_nnlab_sandbox"):
+        elif isinstance(node, ast.Name) and node.id in ("__builtins__", "_nbjudge_bridge"):
             add(f"uses {node.id} ({SUSPICIOUS_NAMES[node.id]})")
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             match = PATH_WORDS.search(node.value)
@@ -338,14 +373,83 @@ def scan_source(source: str) -> list[str]:
     return found
 
 
-def scan_notebook(nb, notebook=None) -> list[Incident]:
-    """Scan the student's own code (answers and added cells) of a restored notebook."""
+def _assigned(targets):
+    """What an assignment stores into: names and attributes, looking through tuples and through
+    the *container* of an item assignment (``np.__dict__["x"] = ...``), never into an index
+    (``onehot[np.arange(n), y] = 1`` assigns into ``onehot``)."""
+    for target in targets:
+        while isinstance(target, (ast.Subscript, ast.Starred)):
+            target = target.value
+        if isinstance(target, (ast.Tuple, ast.List)):
+            yield from _assigned(target.elts)
+        elif isinstance(target, (ast.Name, ast.Attribute)):
+            yield target
+
+
+def _bound_names(source: str) -> set:
+    """Names a cell binds at its top level (definitions, assignments, imports)."""
+    try:
+        tree = ast.parse(_python_source(source))
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names if a.name != "*")
+        elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(t.id for t in _assigned(targets) if isinstance(t, ast.Name))
+    return names
+
+
+def _imported_modules(source: str) -> set:
+    try:
+        tree = ast.parse(_python_source(source))
+    except SyntaxError:
+        return set()
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+    return found
+
+
+def scan_notebook(nb, notebook=None, allowed=None, package="nnlab") -> list[Incident]:
+    """Scan the student's own code (answers and added cells) of a restored notebook.
+
+    Besides :func:`scan_source`, it reports a student cell that rebinds a name the assignment's
+    own cells define (the tests use the assignment's version), and imports of ``package``
+    modules that ``allowed`` does not list (None: all allowed).
+    """
     incidents = []
+    instructor = set()
+    for cell in nb.cells:
+        if cell.cell_type == "code" and cell.metadata.get("nbjudge", {}).get("origin") == "instructor":
+            nbmeta = cell.metadata.get("nbgrader", {})
+            if not (nbmeta.get("grade") and not nbmeta.get("solution")):
+                instructor |= _bound_names(cell.source)
     for index, cell in enumerate(nb.cells):
-        if cell.cell_type != "code" or cell.metadata.get("nnlab", {}).get("origin") == "instructor":
+        if cell.cell_type != "code" or cell.metadata.get("nbjudge", {}).get("origin") == "instructor":
             continue
         where = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index}"
-        for reason in scan_source(cell.source):
-            incidents.append(Incident("suspicious-code", "review", f"{where}: {reason}", cell=where,
-                                      notebook=notebook))
+        reasons = scan_source(cell.source)
+        for name in sorted(_bound_names(cell.source) & instructor):
+            reasons.append(f"redefines {name}, which the assignment's own cells define (tests use the "
+                           "assignment's version)")
+        for reason in reasons:
+            incidents.append(Incident("suspicious-code", f"{where}: {reason}", cell=where, notebook=notebook))
+        if allowed is not None:
+            bad = sorted({parts[1] for parts in (m.split(".") for m in _imported_modules(cell.source))
+                          if parts[0] == package and len(parts) > 1 and not parts[1].startswith("_")
+                          and parts[1] not in allowed})
+            if bad:
+                incidents.append(Incident(
+                    "forbidden-import", f"{where}: imports {', '.join(f'{package}.{m}' for m in bad)}, which this "
+                    f"assignment does not allow (allowed: {', '.join(f'{package}.{m}' for m in allowed) or 'none'})",
+                    cell=where, notebook=notebook))
     return incidents

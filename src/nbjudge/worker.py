@@ -1,6 +1,6 @@
-"""Grade submissions one at a time, in a child process of the pipeline.
+"""Grade submissions one at a time, in a child process of ``grade`` (:mod:`nbjudge.grade`).
 
-``python -m nnlab.grading.worker JOB.json`` grades one submission; ``--serve`` reads one
+``python -m nbjudge.worker JOB.json`` grades one submission; ``--serve`` reads one
 ``JOB.json`` path per line from stdin and answers ``done`` on stdout after each, so the
 pipeline keeps ``--jobs`` workers alive and pays the import of nbgrader (seconds) once per
 worker, not once per submission. A worker
@@ -12,10 +12,10 @@ Steps, per notebook of the assignment:
 
 1. read the submitted file (missing, unreadable JSON or a broken notebook is an incident, not a
    crash); clear its stored outputs;
-2. rebuild it around the instructor's cells (:func:`~nnlab.grading.cells.restore_cells`) and
-   scan the student's code (:func:`~nnlab.grading.cells.scan_notebook`);
-3. validate nbgrader's metadata, then execute it in the sandbox
-   (:class:`~nnlab.grading.execute.SandboxedExecute`).
+2. rebuild it around the instructor's cells (:func:`~nbjudge.cells.restore_cells`) and
+   scan the student's code (:func:`~nbjudge.cells.scan_notebook`);
+3. validate nbgrader's metadata, then execute it: the student's cells in the sandboxed student
+   kernel, the test cells in the judge (:class:`~nbjudge.execute.SandboxedExecute`).
 
 The kernel's working folder holds the submission's files (regular files only: symbolic links
 are dropped, so a submission cannot point at files of the grader) with the assignment's own
@@ -33,22 +33,6 @@ from pathlib import Path
 
 MAX_NOTEBOOK_BYTES = 512 * 2**20
 MAX_STAGE_BYTES = 256 * 2**20
-
-
-def load_config(course_dir):
-    """The course's ``nbgrader_config.py`` as a traitlets ``Config``."""
-    from traitlets.config import Config
-    from traitlets.config.loader import PyFileConfigLoader
-
-    path = Path(course_dir) / "nbgrader_config.py"
-    if not path.is_file():
-        return Config()
-    cwd = os.getcwd()
-    os.chdir(course_dir)
-    try:
-        return PyFileConfigLoader(path.name, path=str(path.parent)).load_config()
-    finally:
-        os.chdir(cwd)
 
 
 def _regular_files(folder: Path):
@@ -72,20 +56,20 @@ def _regular_files(folder: Path):
 
 def stage_files(submission: Path, source: Path, stage: Path, graded_notebooks):
     """Copy the files the kernel may see into ``stage``; return incidents about dropped files."""
-    from .incidents import Incident
+    from .policy import Incident
 
     incidents, total = [], 0
     stage.mkdir(parents=True, exist_ok=True)
     files, skipped = _regular_files(submission) if submission.is_dir() else ([], [])
     for rel in skipped:
-        incidents.append(Incident("symlink-dropped", "review", f"{rel} is a symbolic link or special file; "
+        incidents.append(Incident("symlink-dropped", f"{rel} is a symbolic link or special file; "
                                   "it was not given to the kernel"))
     for rel in files:
         size = (submission / rel).stat().st_size
         if rel in graded_notebooks or rel == "timestamp.txt":
             continue
         if total + size > MAX_STAGE_BYTES:
-            incidents.append(Incident("file-dropped", "review", f"{rel} ({size} bytes) was not given to the "
+            incidents.append(Incident("file-dropped", f"{rel} ({size} bytes) was not given to the "
                                       f"kernel: the submission's files exceed {MAX_STAGE_BYTES // 2**20} MiB"))
             continue
         total += size
@@ -107,11 +91,11 @@ def read_submission(path: Path, notebook):
     """Parse a submitted notebook; return ``(nb, incidents)`` with ``nb`` None if unusable."""
     import nbformat
 
-    from .incidents import Incident
+    from .policy import Incident
 
     size = path.stat().st_size
     if size > MAX_NOTEBOOK_BYTES:
-        return None, [Incident("unreadable-notebook", "error", f"{path.name} is {size / 2**20:.0f} MiB, above the "
+        return None, [Incident("unreadable-notebook", f"{path.name} is {size / 2**20:.0f} MiB, above the "
                                f"{MAX_NOTEBOOK_BYTES // 2**20} MiB the grader reads", notebook=notebook)]
     try:
         nb = nbformat.reads(path.read_bytes().decode("utf-8"), as_version=4)
@@ -124,12 +108,12 @@ def read_submission(path: Path, notebook):
                 cell["metadata"] = nbformat.NotebookNode()
     except Exception as exc:  # JSON errors, nbformat errors, bad encodings
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        return None, [Incident("unreadable-notebook", "error", f"{path.name} is not a readable notebook "
+        return None, [Incident("unreadable-notebook", f"{path.name} is not a readable notebook "
                                f"({type(exc).__name__}: {reason}); nothing in it could be graded",
                                notebook=notebook)]
     incidents = []
     if size > 20 * 2**20:
-        incidents.append(Incident("large-notebook", "info", f"{path.name} was {size / 2**20:.0f} MiB as submitted "
+        incidents.append(Incident("large-notebook", f"{path.name} was {size / 2**20:.0f} MiB as submitted "
                                   "(stored outputs); outputs are cleared before grading", notebook=notebook))
     return nb, incidents
 
@@ -141,8 +125,9 @@ def run(job: dict) -> dict:
     from nbgrader.preprocessors import ClearOutput
 
     from .cells import restore_cells, scan_notebook
+    from .course import load_config
     from .execute import SandboxedExecute
-    from .incidents import Incident
+    from .policy import Incident
     from .sandbox import Sandbox
 
     started = time.monotonic()
@@ -159,7 +144,7 @@ def run(job: dict) -> dict:
     incidents = stage_files(submission, Path(job["source_dir"]), scratch / "stage", graded)
     present = {p.name for p in submission.glob("*.ipynb")} if submission.is_dir() else set()
     for extra in sorted(present - graded):
-        incidents.append(Incident("extra-notebook", "info", f"{extra} is not part of the assignment; it was "
+        incidents.append(Incident("extra-notebook", f"{extra} is not part of the assignment; it was "
                                   "kept but not graded"))
     sandbox = Sandbox(config=config)
     if job.get("no_sandbox"):
@@ -171,7 +156,7 @@ def run(job: dict) -> dict:
         if not path.is_file():
             files = sorted(p.name for p in submission.iterdir()) if submission.is_dir() else []
             entry["incidents"].append(Incident(
-                "missing-notebook", "error", f"no {name}.ipynb in the submission "
+                "missing-notebook", f"no {name}.ipynb in the submission "
                 f"(it holds: {', '.join(files) if files else 'nothing'}); it scores 0", notebook=name).to_dict())
             continue
         nb, found = read_submission(path, name)
@@ -181,14 +166,16 @@ def run(job: dict) -> dict:
             continue
         nb, _ = ClearOutput().preprocess(nb, {})
         nb, found = restore_cells(nb, nb_spec, notebook=name)
-        found += scan_notebook(nb, notebook=name)
+        found += scan_notebook(nb, notebook=name, allowed=job.get("allowed", {}).get(name))
         entry["incidents"].extend(i.to_dict() for i in found)
         if nb_spec.get("kernelspec"):
             nb.metadata["kernelspec"] = nb_spec["kernelspec"]
         MetadataValidator().validate_nb(nb)
         executor = SandboxedExecute(config=config, sandbox=sandbox)
         executor.grading = {"workdir": job["workdir"], "stage": str(scratch / "stage"), "scratch": str(scratch),
-                            "uid": job.get("uid"), "ro_paths": job["ro_paths"], "bwrap": job.get("bwrap"),
+                            "uid": job.get("uid"), "judge_uid": job.get("judge_uid"), "ro_paths": job["ro_paths"],
+                            "bwrap": job.get("bwrap"), "kit": job["kit"],
+                            "overlays": [tuple(o) for o in job.get("overlays", {}).get(name, [])],
                             "host_cwd": str(scratch), "watch": [job["course_dir"]],
                             "stage_bytes": sum(p.stat().st_size for p in (scratch / "stage").rglob("*") if p.is_file())}
         resources = {"nbgrader": {"notebook": name, "assignment": spec["assignment"], "student": job["student"]},
@@ -196,8 +183,7 @@ def run(job: dict) -> dict:
         nb, resources = executor.preprocess(nb, resources)
         entry["incidents"].extend(i.to_dict() for i in executor.incidents)
         entry["cell_status"] = {str(k): v for k, v in sorted(executor.cell_status.items()) if k < len(nb.cells)}
-        entry["elapsed"] = resources.get("nnlab", {}).get("elapsed")
-        entry["kernel_cpu"] = resources.get("nnlab", {}).get("kernel_cpu")
+        entry["elapsed"] = resources.get("nbjudge", {}).get("elapsed")
         nbformat.write(nb, out / f"{name}.ipynb")
         entry["status"] = "executed"
     result["incidents"] = [i.to_dict() for i in incidents]
@@ -238,7 +224,7 @@ def main(argv=None) -> int:
     if argv == ["--serve"]:
         return serve()
     if len(argv) != 1:
-        print("usage: python -m nnlab.grading.worker JOB.json | --serve", file=sys.stderr)
+        print("usage: python -m nbjudge.worker JOB.json | --serve", file=sys.stderr)
         return 2
     return 0 if run_file(argv[0]) else 1
 

@@ -135,7 +135,7 @@ def find_leaks(feedback_dir, secrets) -> dict[str, list[str]]:
 
 
 def hidden_secrets(spec) -> list[str]:
-    """Every hidden-test line of an assignment (from :func:`nnlab.grading.cells.assignment_spec`)
+    """Every hidden-test line of an assignment (from :func:`nbjudge.cells.assignment_spec`)
     that students cannot see anyway (lines that also occur in the release are not secret)."""
     lines, public = set(), set()
     for nb in spec["notebooks"].values():
@@ -146,7 +146,7 @@ def hidden_secrets(spec) -> list[str]:
     return sorted(lines - public)
 
 
-PREPROCESSORS = ["nbgrader.preprocessors.GetGrades", "nnlab.grading.feedback.HideHiddenTests",
+PREPROCESSORS = ["nbgrader.preprocessors.GetGrades", "nbjudge.feedback.HideHiddenTests",
                  "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor"]
 
 
@@ -165,22 +165,21 @@ def generate(course_dir, name, *, students=None, log=print) -> list[Path]:
     from nbgrader.converters import GenerateFeedback
     from nbgrader.coursedir import CourseDirectory
 
-    from . import incidents as store
+    from . import policy as store
     from .cells import assignment_spec
-    from .pipeline import GradingError, db_url_for, submissions
-    from .worker import load_config
+    from .course import db_url, load_config, submissions
+    from .grade import GradingError
 
     course_dir = Path(course_dir).resolve()
     config = load_config(course_dir)
     config.GenerateFeedback.preprocessors = PREPROCESSORS
     config.GenerateFeedback.force = True
-    db_url = db_url_for(course_dir, config)
-    spec = assignment_spec(course_dir, name, db_url)
+    spec = assignment_spec(course_dir, name, db_url(course_dir, config))
     graded = sorted(p.parent.name for p in (course_dir / "autograded").glob(f"*/{name}") if p.is_dir())
     wanted = [s for s in (students or submissions(course_dir, name) or graded)]
     missing = sorted(set(wanted) - set(graded))
     if missing:
-        raise GradingError(f"not graded yet: {', '.join(missing)}; run `python -m nnlab.course grade {name}` first")
+        raise GradingError(f"not graded yet: {', '.join(missing)}; run `nbjudge grade {name}` first")
     if not wanted:
         raise GradingError(f"nothing to give feedback on: no graded submissions of {name}")
     written = []

@@ -1,4 +1,4 @@
-"""Grade analytics of one assignment: ``python -m nnlab.course report NAME``.
+"""Grade analytics of one assignment: ``nbjudge report NAME``.
 
 Reads the gradebook and the recorded incidents and writes, to ``reports/<assignment>/``:
 
@@ -18,12 +18,12 @@ def collect(course_dir, name):
     import pandas as pd
     from nbgrader.api import Gradebook, MissingEntry
 
-    from .pipeline import GradingError, db_url_for
-    from .worker import load_config
+    from .course import db_url, load_config
+    from .grade import GradingError
 
     config = load_config(course_dir)
     rows, totals = [], []
-    with Gradebook(db_url_for(course_dir, config)) as gb:
+    with Gradebook(db_url(course_dir, config)) as gb:
         try:
             assignment = gb.find_assignment(name)
         except MissingEntry as exc:
@@ -93,7 +93,7 @@ def build(course_dir, name, out=None, log=print) -> Path:
     """Write the report files; return the path of ``report.md``."""
     import pandas as pd
 
-    from . import incidents as store
+    from . import policy as store
 
     course_dir = Path(course_dir).resolve()
     out = Path(out) if out else course_dir / "reports" / name

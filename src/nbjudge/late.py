@@ -5,7 +5,7 @@ date (``nbgrader db assignment add NAME --duedate="2026-03-01 23:59:00 Europe/Be
 asks ``c.AssignLatePenalties.plugin_class`` for the penalty. nbgrader's own plugin knows only
 "none" and "zero"; this one takes a fraction of the notebook's score per started day::
 
-    c.AssignLatePenalties.plugin_class = "nnlab.grading.late.PerDayPenalty"
+    c.AssignLatePenalties.plugin_class = "nbjudge.late.PerDayPenalty"
     c.PerDayPenalty.fraction_per_day = 0.1     # 10 % of the score per started day
     c.PerDayPenalty.grace_minutes = 15          # uploads a few minutes late are on time
 """
