@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import io
 import os
+import random
 import re
 import shutil
 import stat
@@ -153,7 +154,8 @@ HONEST = notebook("ada = 'honest'")
 def test_an_honest_archive_collects_each_student_with_timestamps(course, tmp_path, suffix):
     entries = [("ada_20260301T120000_assignment.ipynb", notebook("ada = 1")),
                ("submissions/ben_assignment.ipynb", notebook("ben = 2")),
-               ("readme.txt", b"from the LMS")]
+               ("readme.txt", b"from the LMS"),
+               ("__MACOSX/._ada_20260301T120000_assignment.ipynb", b"\x00\x05\x16\x07")]
     archive = tmp_path / f"{NAME}{suffix}"
     (make_zip if suffix == ".zip" else make_tar)(archive, entries)
     log = []
@@ -170,6 +172,7 @@ def test_an_honest_archive_collects_each_student_with_timestamps(course, tmp_pat
         assert stat.S_IMODE(path.stat().st_mode) == 0o644
     assert (course / "submitted" / "cy" / NAME / "assignment.ipynb").read_bytes() == notebook("cy = 'earlier'")
     assert "  not a notebook, not collected: readme.txt" in log
+    assert not any("__MACOSX" in line for line in log), "macOS resource forks are left out silently"
     assert log[-1].startswith("collected 2 file(s) of 2 student(s)")
     assert not list(course.glob(".collect-*")), "the staging folder is removed"
     assert not (course / "downloaded").exists(), "nothing is extracted outside submitted/"
@@ -259,11 +262,29 @@ def test_a_plain_tar_renamed_to_ipynb_is_refused_by_its_bytes(course, tmp_path):
     (stat.S_IFLNK | 0o777, "a symbolic link (links are never extracted)"),
     (stat.S_IFCHR | 0o666, "a character device file (only plain files are extracted)"),
     (stat.S_IFIFO | 0o644, "a FIFO (only plain files are extracted)"),
+    (stat.S_IFSOCK | 0o644, "a socket (only plain files are extracted)"),
 ])
 def test_zip_links_and_special_files_are_refused(course, tmp_path, mode, what):
     archive = make_zip(tmp_path / "hw.zip", [("ada_assignment.ipynb", HONEST),
                                              (zinfo("ben_assignment.ipynb", mode), b"../../solutions/x.ipynb")])
     refused(course, archive, f"ben_assignment.ipynb: refused, {what}")
+
+
+def test_an_encrypted_zip_member_is_refused(course, tmp_path):
+    archive = make_zip(tmp_path / "hw.zip", [("ada_assignment.ipynb", HONEST), ("ben_assignment.ipynb", HONEST)])
+    data = bytearray(archive.read_bytes())
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):   # the general-purpose flags, bit 0
+        at = data.rindex(signature)
+        data[at + offset] |= 0x1
+    archive.write_bytes(bytes(data))
+    refused(course, archive, "ben_assignment.ipynb: refused, encrypted (cannot be checked)")
+
+
+def test_a_truncated_tar_gz_is_refused(course, tmp_path):
+    archive = make_tar(tmp_path / "hw.tar.gz", [("ada_assignment.ipynb", HONEST),
+                                                ("ben_assignment.ipynb", random.Random(0).randbytes(200_000))])
+    archive.write_bytes(archive.read_bytes()[:150_000])
+    refused(course, archive, re.compile(r"^hw\.tar\.gz is not a readable tar archive: "))
 
 
 @pytest.mark.parametrize("entry, what", [
@@ -426,15 +447,17 @@ def test_duplicates_are_refused_unless_keep_latest_has_timestamps(course, tmp_pa
                              "x/ada_assignment.ipynb (pass --keep-latest to keep the newer one)")
     refused(course, archive, "duplicate submission of assignment.ipynb by ada: ada_assignment.ipynb and "
                              "x/ada_assignment.ipynb -- no timestamps to compare", keep_latest=True)
-    stamped = make_zip(tmp_path / "stamped.zip", [("ada_20260302T120000_assignment.ipynb", notebook("newer")),
-                                                  ("ada_20260301T120000_assignment.ipynb", notebook("older"))])
+    stamped = make_zip(tmp_path / "stamped.zip", [("ada_20260302T120000_assignment.ipynb", notebook("middle")),
+                                                  ("ada_20260301T120000_assignment.ipynb", notebook("oldest")),
+                                                  ("ada_20260303T120000_assignment.ipynb", notebook("newest"))])
     log = []
     collect(course, stamped, NAME, keep_latest=True, log=log.append)
     ada = course / "submitted" / "ada" / NAME
-    assert (ada / "assignment.ipynb").read_bytes() == notebook("newer")
-    assert (ada / "timestamp.txt").read_text() == "2026-03-02 12:00:00"
-    assert ("  older duplicate of assignment.ipynb by ada, not collected: ada_20260301T120000_assignment.ipynb"
-            in log)
+    assert (ada / "assignment.ipynb").read_bytes() == notebook("newest")
+    assert (ada / "timestamp.txt").read_text() == "2026-03-03 12:00:00"
+    older = [line for line in log if "older duplicate" in line]
+    assert older == [f"  older duplicate of assignment.ipynb by ada, not collected: ada_{day}T120000_assignment.ipynb"
+                     for day in ("20260301", "20260302")]
 
 
 def test_an_unknown_student_is_refused_unless_added(course, tmp_path):
@@ -468,7 +491,7 @@ def test_a_file_that_is_no_archive_is_refused(course, tmp_path):
 
 def test_a_symlink_in_submitted_is_never_written_through(course, tmp_path):
     (course / "submitted" / "ada").symlink_to(course / "submitted" / "cy")
-    archive = make_zip(tmp_path / "hw.zip", [(f"ada_assignment.ipynb", HONEST)])
+    archive = make_zip(tmp_path / "hw.zip", [("ada_assignment.ipynb", HONEST)])
     refused(course, archive, f"{course / 'submitted' / 'ada'} is a symbolic link or not a folder: refusing to "
                              "write through it")
 

@@ -156,7 +156,7 @@ class _Budget:
         return data
 
 
-def _decompressed(path: Path, compression: str, fh):
+def _decompressed(compression: str, fh):
     if compression == "gz":
         return gzip.GzipFile(fileobj=fh, mode="rb")
     if compression == "bz2":
@@ -195,11 +195,12 @@ def _archive_by_content(head: bytes) -> str:
 
 
 def _collectable(name: str, valid_ext) -> bool:
+    """Whether a file of this name is collected (the others are left out, said so)."""
     return name.endswith(tuple(valid_ext)) and not name.startswith("__MACOSX/")
 
 
 def _read_counted(fh, limit: int, out=None) -> tuple[int, str, bytes]:
-    """Read ``fh`` to the end (into ``out`` if given): (bytes, sha256, first bytes); CollectError past ``limit``."""
+    """Read ``fh`` to the end (into ``out`` if given): (bytes, sha256, first bytes); _TooLong past ``limit``."""
     digest, count, head = hashlib.sha256(), 0, b""
     while True:
         chunk = fh.read(CHUNK)
@@ -225,8 +226,8 @@ def _check_content(member: Member, fh, limits: Limits):
     try:
         count, member.digest, head = _read_counted(fh, limit)
     except _TooLong:
-        member.refused = (f"holds more data than the {member.size} bytes its header declares "
-                          "(a zip bomb?); nothing was extracted")
+        member.refused = (f"holds more data than the {member.size} bytes its header declares, or more than "
+                          f"c.Collect.max_file_mb = {limits.max_file // MiB} (a zip bomb?)")
         return
     what = _archive_by_content(head)
     if what:
@@ -271,6 +272,8 @@ def _zip_kind(info: zipfile.ZipInfo) -> tuple[str, str, int]:
                stat.S_IFBLK: "a block device file (only plain files are extracted)",
                stat.S_IFIFO: "a FIFO (only plain files are extracted)",
                stat.S_IFSOCK: "a socket (only plain files are extracted)"}.get(fmt, "")
+    if fmt not in (0, stat.S_IFREG):
+        refused = refused or f"an entry of unknown type {fmt:#o} (only plain files are extracted)"
     if info.flag_bits & 0x1:
         refused = refused or "encrypted (cannot be checked)"
     return ("other" if fmt not in (0, stat.S_IFREG) else "file"), refused, (stat.S_IMODE(mode) or 0o644)
@@ -324,19 +327,26 @@ def _tar_kind(info: tarfile.TarInfo) -> tuple[str, str]:
     return "other", f"a tar entry of unsupported type {info.type!r} (only plain files are extracted)"
 
 
+TAR_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError)
+
+
+def _unreadable(path: Path, exc) -> CollectError:
+    return CollectError(f"{path.name} is not a readable tar archive: {exc}")
+
+
 def _tar_members(path: Path, compression: str, limits: Limits):
     """Open ``path`` as a tar stream whose decompressed length is bounded by the limits; yield (tar, info)."""
     budget = limits.max_total + TAR_HEADER_ALLOWANCE * (limits.max_members + 1) + 2 * tarfile.RECORDSIZE
     over = (f"{path.name}: its tar stream holds more than c.Collect.max_total_mb = {limits.max_total // MiB} "
             "(headers included) allows: refused (a tar bomb?)")
     with open(path, "rb") as raw:
-        stream = _Budget(_decompressed(path, compression, raw), budget, over)
+        stream = _Budget(_decompressed(compression, raw), budget, over)
         try:
             with tarfile.open(fileobj=stream, mode="r|") as tar:
                 for info in tar:
                     yield tar, info
-        except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
-            raise CollectError(f"{path.name} is not a readable tar archive: {exc}") from exc
+        except TAR_ERRORS as exc:
+            raise _unreadable(path, exc) from exc
 
 
 def _scan_tar(path: Path, compression: str, limits: Limits, valid_ext) -> list[Member]:
@@ -351,7 +361,10 @@ def _scan_tar(path: Path, compression: str, limits: Limits, valid_ext) -> list[M
         member = Member(index, info.name, kind, info.size, stat.S_IMODE(info.mode), refused)
         _check_entry(member, limits, valid_ext)
         if not member.refused and kind == "file" and _collectable(member.name, valid_ext):
-            _check_content(member, tar.extractfile(info), limits)
+            try:
+                _check_content(member, tar.extractfile(info), limits)
+            except TAR_ERRORS as exc:
+                raise _unreadable(path, exc) from exc
         members.append(member)
     return members
 
@@ -380,10 +393,12 @@ def _folder_student(part: str, students) -> str:
 
 def plan(members, pattern, known_students, *, allow_new=False, keep_latest=False,
          valid_ext=VALID_EXT, prefix="/course/downloaded/assignment/extracted/archive/"):
-    """Map the scanned members to students: ``({student: {file_id: (Member, timestamp)}}, skipped, notes)``.
+    """Map the scanned members to students; nothing is written.
 
-    Raises :class:`CollectError` with one line per refused member (and per duplicate pair).
-    nbgrader matches the pattern against an extracted file's absolute path: ``prefix`` stands for it.
+    Returns ``(wanted, skipped, notes, problems)``: ``wanted`` is ``{student: {file_id: (Member,
+    timestamp or None)}}``, ``skipped`` the names of files that are not collected, ``notes`` lines
+    to log, ``problems`` one line per refused member (and per duplicate). nbgrader matches the
+    pattern against an extracted file's absolute path: ``prefix`` stands for the folders above it.
     """
     from nbgrader.utils import parse_utc
 
@@ -393,7 +408,7 @@ def plan(members, pattern, known_students, *, allow_new=False, keep_latest=False
         if member.refused:
             problems.append(f"{show(name)}: refused, {member.refused}")
             continue
-        if member.kind != "file":
+        if member.kind != "file" or name.startswith("__MACOSX/"):   # folders; macOS resource forks
             continue
         if not _collectable(name, valid_ext):
             skipped.append(name)
@@ -422,7 +437,7 @@ def plan(members, pattern, known_students, *, allow_new=False, keep_latest=False
             continue
         matched.append((member, student, file_id, stamp or None))
     students = set(known_students) | {student for _, student, _, _ in matched}
-    result, dupes = {}, []
+    result = {}
     for member, student, file_id, stamp in matched:
         folders = re.split(r"[/\\]", member.name)[:-1]
         owner = next((s for s in map(lambda p: _folder_student(p, students), folders) if s and s != student), "")
@@ -431,21 +446,18 @@ def plan(members, pattern, known_students, *, allow_new=False, keep_latest=False
                             f"student {owner!r} (each file goes only to the student its own name names)")
             continue
         entry = result.setdefault(student, {})
-        if file_id in entry:
-            dupes.append((student, file_id, entry[file_id], (member, stamp)))
-            if keep_latest and stamp and entry[file_id][1] and stamp >= entry[file_id][1]:
-                entry[file_id] = (member, stamp)
+        if file_id not in entry:
+            entry[file_id] = (member, stamp)
             continue
-        entry[file_id] = (member, stamp)
-    for student, file_id, first, second in dupes:
-        if keep_latest and first[1] and second[1]:
-            older = first if result[student][file_id] is second else second
-            notes.append(f"  older duplicate of {file_id} by {student}, not collected: {show(older[0].name)}")
-        else:
-            problems.append(f"duplicate submission of {file_id} by {student}: {show(first[0].name)} and "
-                            f"{show(second[0].name)}"
-                            + (" -- no timestamps to compare" if keep_latest else
-                               " (pass --keep-latest to keep the newer one)"))
+        kept, kept_stamp = entry[file_id]
+        if not (keep_latest and stamp and kept_stamp):
+            problems.append(f"duplicate submission of {file_id} by {student}: {show(kept.name)} and "
+                            f"{show(member.name)}" + (" -- no timestamps to compare" if keep_latest else
+                                                      " (pass --keep-latest to keep the newer one)"))
+            continue
+        if stamp >= kept_stamp:   # nbgrader's rule: the later of equal timestamps wins
+            entry[file_id], member = (member, stamp), kept
+        notes.append(f"  older duplicate of {file_id} by {student}, not collected: {show(member.name)}")
     folded = {}
     for student in sorted(result):
         other = folded.setdefault(student.casefold(), student)
@@ -483,20 +495,25 @@ def _extract(path: Path, wanted: dict, limits: Limits):
             raise CollectError(f"{path.name} changed while it was being collected ({show(member.name)}); "
                                "nothing was collected")
 
-    if fmt == "zip":
-        with zipfile.ZipFile(path) as archive:
-            infos = archive.infolist()
-            for index, (member, dest) in wanted.items():
-                with archive.open(infos[index]) as fh:
-                    write(member, dest, fh)
-        return
-    left = dict(wanted)
-    for index, (tar, info) in enumerate(_tar_members(path, compression, limits)):
-        if index in left:
-            member, dest = left.pop(index)
-            write(member, dest, tar.extractfile(info))
-        if not left:
+    try:
+        if fmt == "zip":
+            with zipfile.ZipFile(path) as archive:
+                infos = archive.infolist()
+                for index, (member, dest) in wanted.items():
+                    with archive.open(infos[index]) as fh:
+                        write(member, dest, fh)
             return
+        left = dict(wanted)
+        for index, (tar, info) in enumerate(_tar_members(path, compression, limits)):
+            if index in left:
+                member, dest = left.pop(index)
+                write(member, dest, tar.extractfile(info))
+            if not left:
+                return
+    except (zipfile.BadZipFile, NotImplementedError, RuntimeError, *TAR_ERRORS) as exc:
+        if isinstance(exc, CollectError):
+            raise
+        raise CollectError(f"could not extract {path.name}: {exc}; nothing was collected") from exc
     raise CollectError(f"{path.name} changed while it was being collected; nothing was collected")
 
 
