@@ -6,10 +6,14 @@ For each ``solutions/NAME/assignment.ipynb``:
   and the ``Total: N points`` stated to students equals the points in the metadata;
 - ``nbgrader validate`` passes on the source, ``nbgrader validate --invert`` on the release;
 - drift: regenerating the release reproduces ``chapters/NAME/assignment.ipynb`` exactly;
-- round trip in a scratch course: generate, submit (a) the solution, (b) the untouched
-  release, (c) one deliberately wrong function (tests/roundtrip/NAME.json), autograde, export,
-  and check the exact automatic scores: full marks, zero, and exactly the points of the tests
-  the wrong answer must fail.
+- the nnlab modules it allows while graded (``nbjudge.allowed_modules`` in its metadata) are
+  closed under nnlab's own imports and stated to students in the release's introduction;
+- round trip in a scratch course, through the course's grader (``nbjudge grade``: student
+  kernel and judge in the sandbox, two jobs): submit (a) the solution, (b) the untouched release,
+  (c) one deliberately wrong function (tests/roundtrip/NAME.json), grade, give feedback, export,
+  and check the exact automatic scores: full marks without a single incident, zero, and exactly
+  the points of the tests the wrong answer must fail; feedback pages exist for all three and hold
+  no hidden-test text.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ import warnings
 import pytest
 
 import assignment_tools as at
-from nnlab import course
+from nbjudge import course
 
 ROOT = at.ROOT
 NAMES = course.assignments(ROOT)
@@ -99,6 +103,38 @@ def test_validate_release_fails_every_test(name):
     assert "Success! The notebook does not pass any tests." in out, out[-3000:]
 
 
+def _nnlab_imports() -> dict:
+    """module -> the nnlab modules it imports (read from src/nnlab, nothing imported)."""
+    import ast
+    graph = {}
+    for path in (ROOT / "src" / "nnlab").glob("*.py"):
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                found.update([node.module.split(".")[0]] if node.module else [a.name for a in node.names])
+        graph[path.stem] = {m for m in found if not m.startswith("_")}
+    return graph
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_allowed_modules_are_declared_closed_and_stated(name):
+    import re
+    nb = at.read(ROOT / "solutions" / name / "assignment.ipynb")
+    allowed = nb.metadata.get("nbjudge", {}).get("allowed_modules")
+    assert isinstance(allowed, list), f"{name}: declare metadata nbjudge.allowed_modules"
+    graph = _nnlab_imports()
+    assert set(allowed) <= set(graph), f"unknown modules {set(allowed) - set(graph)}"
+    for module in allowed:
+        missing = graph[module] - set(allowed)
+        assert not missing, f"{name}: nnlab.{module} imports {sorted(missing)}, which are not allowed"
+    release = at.read(ROOT / "chapters" / name / "assignment.ipynb")
+    intro = next(c.source for c in release.cells if c.cell_type == "markdown" and "Total:" in c.source)
+    stated = re.search(r"\*\*Imports from `nnlab`\.\*\*([^\n]*)", intro)
+    assert stated, f"{name}: the release's introduction must say which nnlab modules are allowed"
+    assert sorted(re.findall(r"`nnlab\.(\w+)`", stated.group(1))) == sorted(allowed)
+    assert release.metadata.get("nbjudge", {}).get("allowed_modules") == allowed
+
+
 @pytest.fixture(scope="module")
 def generate(tmp_path_factory):
     """Generate an assignment in a scratch course (once per assignment); return the course dir."""
@@ -108,7 +144,7 @@ def generate(tmp_path_factory):
         if name not in done:
             base = tmp_path_factory.mktemp(f"course-{name}")
             course.make_course_dir(ROOT, base, [name])
-            course.generate(ROOT, base, name)
+            course.generate(base, name)
             done[name] = base
         return done[name]
 
@@ -146,6 +182,10 @@ def _gradebook_scores(course_dir, name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_grading_round_trip(generate, tmp_path, name):
+    from nbjudge import feedback
+    from nbjudge.cells import assignment_spec
+    from nbjudge.grade import grade
+
     source = at.read(ROOT / "solutions" / name / "assignment.ipynb")
     spec = at.load_spec(name)
     points = at.auto_points(source)
@@ -164,14 +204,23 @@ def test_grading_round_trip(generate, tmp_path, name):
         at.nbformat.write(nb, str(folder / "assignment.ipynb"))
         (folder / "timestamp.txt").write_text("2026-01-15 12:00:00.000000 UTC")
 
-    course.nbgrader(["autograde", name, "--create", "--force"], cwd=course_dir, timeout=1800)
+    course.quiet_nbgrader()
+    results = {g.student: g for g in grade(course_dir, name, jobs=2, log=lambda *a: None)}
     scores = _gradebook_scores(course_dir, name)
 
     assert set(scores["solution"]) == set(points)
     assert scores["solution"] == points, "the solution must get full marks on every autograded test"
+    assert results["solution"].incidents == [], [i.message for i in results["solution"].incidents]
     assert scores["release"] == dict.fromkeys(points, 0.0), "the untouched release must get 0 everywhere"
     expected_wrong = {gid: (0.0 if gid in spec["fails"] else pts) for gid, pts in points.items()}
     assert scores["wrong"] == expected_wrong, f"wrong answer: {spec['why']}"
+
+    # Feedback for everyone, without hidden tests.
+    feedback.generate(course_dir, name, log=lambda *a: None)
+    secrets = feedback.hidden_secrets(assignment_spec(course_dir, name, f"sqlite:///{course_dir / 'gradebook.db'}"))
+    assert feedback.find_leaks(course_dir / "feedback", secrets) == {}
+    for student in STUDENTS:
+        assert (course_dir / "feedback" / student / name / "assignment.html").is_file()
 
     # The exported CSV carries the same totals (manual answers are not graded yet: 0).
     course.nbgrader(["export", "--to", str(course_dir / "grades.csv")], cwd=course_dir)

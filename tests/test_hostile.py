@@ -1,8 +1,13 @@
 """Hostile submissions: grading finishes, and nobody gains or loses anything they should not.
 
 One class of the tiny fixture assignment (tests/hostile/tiny: relu 1 point, accuracy 2 points,
-a written answer 1 point) is graded twice: first three honest students (the baseline), then
-every hostile submission below in one parallel ``grade`` run. For every case:
+a written answer 1 point; students may import nnlab.datasets only) is graded twice: first three
+honest students (the baseline), then every hostile submission below in one parallel ``grade``
+run. The cases cover every way a submission once forged a verdict from inside its own
+interpreter (assert-rewriting AST transformers, forged execute replies, wrapped kernel handlers,
+rebound names, ndarray subclasses, the hidden tests' values in globals(), the course package's
+reference code, patched comparisons, hooks that record the tests' source): with the tests
+running in the judge, each scores exactly what its own work deserves. For every case:
 
 - the run finishes and the submission is recorded (gradebook row, graded folder, feedback);
 - the honest students' grades and graded files are unchanged (database compared before/after);
@@ -32,6 +37,100 @@ A_OK = ("def accuracy(y_true, y_pred):\n    y_true, y_pred = np.asarray(y_true),
 R_BAD = "def relu(z):\n    return z"
 A_BAD = "def accuracy(y_true, y_pred):\n    return 0.5"
 DUE = "2026-03-01 12:00:00"
+
+# An AST transformer that turns every later `assert` into `pass`.
+AST_PASS = """import ast
+class _NoAsserts(ast.NodeTransformer):
+    def visit_Assert(self, node):
+        return ast.Pass()
+get_ipython().ast_transformers.append(_NoAsserts())
+"""
+# A function that, when called, sends a forged "ok" execute_reply and "idle" status through the
+# kernel's own session, for whatever request is running, and then returns the wrong answer.
+FORGE = """def relu(z):
+    kernel = get_ipython().kernel
+    parent = kernel.get_parent("shell")
+    kernel.session.send(kernel.shell_stream, "execute_reply",
+                        {"status": "ok", "execution_count": 1, "user_expressions": {}},
+                        parent=parent, ident=kernel._parent_ident["shell"])
+    kernel.session.send(kernel.iopub_socket, "status", {"execution_state": "idle"}, parent=parent,
+                        ident=kernel._topic("status"))
+    return z
+"""
+# Every request to the kernel runs inside try/except: failing code "succeeds".
+WRAP = """_kernel = get_ipython().kernel
+_original = _kernel.shell_handlers["execute_request"]
+async def _quiet(*args, **kwargs):
+    try:
+        return await _original(*args, **kwargs)
+    except BaseException:
+        return None
+_kernel.shell_handlers["execute_request"] = _quiet
+"""
+# A fake numpy whose comparisons always agree.
+FAKE_NP = """class _Agree:
+    def __getattr__(self, name):
+        return lambda *a, **k: True
+class _FakeNumpy:
+    testing = _Agree()
+    def allclose(self, *a, **k):
+        return True
+    def __getattr__(self, name):
+        import numpy
+        return getattr(numpy, name)
+np = _FakeNumpy()
+"""
+# An ndarray subclass whose NumPy functions all say "equal".
+AGREEABLE = """import numpy
+class Agreeable(numpy.ndarray):
+    def __array_function__(self, func, types, args, kwargs):
+        return True
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        return True
+def relu(z):
+    return numpy.asarray(z, dtype=float).view(Agreeable)
+"""
+# Looks for the hidden tests' inputs and expected values among the notebook's names.
+GLOBALS_PEEK = """def relu(z):
+    for name, value in list(globals().items()):
+        if name.startswith(("hidden", "_expected", "want")):
+            return value
+    import gc
+    for obj in gc.get_objects():
+        if isinstance(obj, dict) and "hidden_z" in obj:
+            return obj.get("want", z)
+    return z
+"""
+# The course package's reference code, by file path instead of import.
+BY_PATH = """import importlib.util, glob
+relu = None
+for path in glob.glob("/**/nnlab/activations.py", recursive=True)[:1]:
+    spec = importlib.util.spec_from_file_location("ref", path)
+    ref = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ref)
+    relu = ref.relu
+"""
+# Patches the comparisons, and rewrites whatever integrity snapshot may exist through closures.
+SNAPSHOT = """import sys, gc
+np.allclose = np.testing.assert_allclose = lambda *a, **k: True
+for obj in gc.get_objects():
+    if callable(obj) and getattr(obj, "__name__", "") in ("integrity", "snapshot", "current"):
+        for cell in (getattr(obj, "__closure__", None) or ()):
+            try:
+                if isinstance(cell.cell_contents, dict):
+                    cell.cell_contents.clear()
+            except ValueError:
+                pass
+"""
+# Records the source of every later cell (tests included, if they ran here) ...
+RECORDER = """import base64, zlib
+_seen = []
+get_ipython().events.register("pre_run_cell", lambda info: _seen.append(info.raw_cell))
+"""
+# ... and prints it, compressed and base64-encoded, from a later visible cell.
+REPLAY = """
+print("BLOB:" + base64.b64encode(zlib.compress("\\n".join(_seen).encode())).decode())
+"""
 
 
 @dataclasses.dataclass
@@ -107,12 +206,35 @@ CASES = [
         "relu": "class Anything:\n    def __eq__(self, other):\n        return True\n    __hash__ = object.__hash__\n"
                 "def relu(z):\n    return Anything()",
         "accuracy": "def accuracy(y_true, y_pred):\n    return Anything()"}),
-    Case("hide_showtraceback", 0, 0, ("error-hidden", "canary"), answers={
+    Case("hide_showtraceback", 0, 0, ("suspicious-code",), answers={
         "relu": "get_ipython().showtraceback = lambda *a, **k: None\n" + R_BAD, "accuracy": A_BAD}),
     Case("hide_excepthook", 0, 2, ("suspicious-code",), answers={
         "relu": "import sys\nsys.excepthook = lambda *a: None\n" + R_BAD}),
-    Case("patch_allclose", 0, 0, ("canary",), answers={
-        "relu": "np.testing.assert_allclose = lambda *a, **k: None\n" + R_BAD}),
+    Case("patch_allclose", 0, 2, ("suspicious-code",), answers={
+        "relu": "np.testing.assert_allclose = lambda *a, **k: None\nnp.allclose = lambda *a, **k: True\n" + R_BAD}),
+    # -- verdicts forged from inside the student's interpreter: all neutralized by the judge --------
+    Case("assert_to_pass", 0, 0, ("suspicious-code",), answers={"relu": AST_PASS + R_BAD, "accuracy": A_BAD}),
+    Case("forged_reply", 0, 2, ("suspicious-code", "protocol"), answers={"relu": FORGE}),
+    Case("wrapped_handler", 0, 0, ("suspicious-code",), answers={"relu": WRAP + R_BAD, "accuracy": A_BAD}),
+    Case("rebound_np", 0, 0, ("suspicious-code",), answers={"relu": FAKE_NP + R_BAD, "accuracy": A_BAD}),
+    Case("rebound_helper", 0, 2, ("suspicious-code",), answers={
+        "relu": "def expect_close(*args, **kwargs):\n    return None\n\n" + R_BAD}),
+    Case("array_function", 0, 2, ("suspicious-code",), answers={"relu": AGREEABLE}),
+    Case("reads_globals", 0, 2, ("suspicious-code",), answers={"relu": GLOBALS_PEEK}),
+    Case("reference_import", 0, 2, ("forbidden-import",), answers={
+        "relu": "from nnlab.activations import relu"}),
+    Case("reference_by_path", 0, 2, ("suspicious-code",), answers={"relu": BY_PATH}),
+    Case("patch_and_snapshot", 0, 2, ("suspicious-code",), answers={"relu": SNAPSHOT + R_BAD}),
+    Case("records_tests", 1, 2, ("suspicious-code",), answers={"relu": RECORDER + R_OK, "accuracy": A_OK + REPLAY}),
+    # -- bad input: only the affected tests fail, with an incident saying which and why -------------
+    Case("defines_nothing", 0, 2, ("suspicious-code",), answers={"relu": "relu_typo = lambda z: z  # misnamed"},
+         flagged=True),
+    Case("unsupported_type", 0, 2, ("protocol",), answers={
+        "relu": "def relu(z):\n    return (max(0.0, x) for x in z)"}),
+    Case("hangs_in_call", 0, 2, ("call-timeout",), answers={"relu": "def relu(z):\n    while True:\n        pass"}),
+    Case("floods_in_call", 1, 2, ("output-truncated",), flagged=False, answers={
+        "relu": "def relu(z):\n    print('x' * 30_000_000)\n    return np.maximum(0.0, np.asarray(z, dtype=float))"}),
+    Case("dies_in_call", 0, 2, ("kernel-died",), answers={"relu": "import os\ndef relu(z):\n    os._exit(3)"}),
     Case("malformed_json", 0, 0, ("unreadable-notebook",), raw=b'{"cells": [ {"cell_type": "code", '),
     Case("missing_notebook", 0, 0, ("missing-notebook",), notebook=False, files={"notes.txt": "I forgot\n"}),
     Case("empty_folder", 0, 0, ("missing-notebook",), notebook=False),
@@ -152,8 +274,8 @@ def _write_case(course, case):
 def graded(tmp_path_factory):
     from nbgrader.api import Gradebook
 
-    from nnlab.grading import feedback, report
-    from nnlab.grading import incidents as store
+    from nbjudge import feedback, report
+    from nbjudge import policy as store
 
     course = support.make_course(tmp_path_factory.mktemp("hostile") / "course")
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
@@ -212,8 +334,8 @@ def test_nothing_submitted_is_lost_or_changed(graded):
 
 
 def test_no_hidden_test_text_in_any_feedback(graded):
-    from nnlab.grading.cells import assignment_spec
-    from nnlab.grading.feedback import find_leaks, hidden_secrets
+    from nbjudge.cells import assignment_spec
+    from nbjudge.feedback import find_leaks, hidden_secrets
 
     course = graded["course"]
     secrets = hidden_secrets(assignment_spec(course, "tiny", f"sqlite:///{course / 'gradebook.db'}"))
@@ -236,13 +358,39 @@ def test_case(graded, case):
     assert f"| {case.name} |" in (course / "reports" / "tiny" / "report.md").read_text()
 
 
-def test_withheld_scores_wait_for_manual_grading(graded):
-    """Integrity failures zero the autograded tests and put them in the manual queue."""
-    for name in ("patch_allclose", "hide_showtraceback"):
+def test_recorded_cells_hold_no_test_source(graded):
+    """A hook that records every cell the kernel runs, printed from a later visible cell, sees no test
+    source (tests run in the judge): what reaches the graded notebook and the feedback is only the
+    judge's requests (names and arguments)."""
+    import base64
+    import zlib
+
+    nb = nbformat.read(graded["course"] / "autograded" / "records_tests" / "tiny" / "assignment.ipynb", 4)
+    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    blob = printed.split("BLOB:", 1)[1].split()[0]
+    seen = zlib.decompress(base64.b64decode(blob)).decode()
+    assert "_nbjudge_bridge" in seen, "the recorder should have seen the judge's requests"
+    source = support.source(graded["course"])
+    for cell in source.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade") and cell.cell_type == "code" and \
+                not cell.metadata["nbgrader"].get("solution"):
+            for line in cell.source.splitlines():
+                if len(line.strip()) > 12 and "BEGIN" not in line and "END" not in line:
+                    assert line.strip() not in seen, f"test source reached the student's kernel: {line!r}"
+
+
+def test_verdicts_come_from_the_judge_not_the_kernel(graded):
+    """Attacks on the student's interpreter change nothing: each scores what its work deserves and
+    nothing needs a human to re-grade it (no withheld scores)."""
+    for case in ("assert_to_pass", "forged_reply", "wrapped_handler", "rebound_np", "patch_allclose"):
         for cell in ("test_relu", "test_accuracy"):
-            assert graded["scores"][(name, cell)][2] is True, f"{name}/{cell} must need manual grading"
-    report = (graded["course"] / "reports" / "tiny" / "report.md").read_text()
-    assert "| patch_allclose | test_relu | autograded |" in report
+            assert graded["scores"][(case, cell)][2] is False, f"{case}/{cell} should need no manual grading"
+    messages = {i.message for i in graded["incidents"]["reference_import"]}
+    assert any("nnlab.activations" in m and "allowed: nnlab.datasets" in m for m in messages), messages
+    nb = nbformat.read(graded["course"] / "autograded" / "reference_import" / "tiny" / "assignment.ipynb", 4)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert any(o.ename == "ImportError" and "not available in assignment tiny" in o.evalue for o in errors), \
+        "importing a module the assignment does not allow must fail with an ImportError that names the rule"
 
 
 def test_late_penalty_follows_the_course_policy(graded):

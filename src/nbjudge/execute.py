@@ -406,6 +406,10 @@ class SandboxedExecute(Execute):
             env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         self.judge = Judge(command, cwd, os.path.join(g["scratch"], "judge.log"), env)
         await self.judge.start()
+        submitted = [c.source for c in self.nb.cells if c.cell_type == "code"
+                     and c.metadata.get("nbjudge", {}).get("origin") in ("answer", "student")]
+        await self.judge.send({"op": "sources", "cells": submitted})
+        await asyncio.wait_for(self.judge.recv(), JUDGE_START_TIMEOUT)
         for source in self._setup_sources:
             await self._judge_run("setup", None, source, time.monotonic() + self.timeout_per_cell)
 

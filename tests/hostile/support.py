@@ -22,14 +22,14 @@ FAST = {"Execute": {"timeout": 10}, "Sandbox": {"notebook_timeout": 180}}
 
 
 def grading_environment():
-    from nnlab.course import _grading_environment
-    _grading_environment()
+    from nbjudge.course import quiet_nbgrader
+    quiet_nbgrader()
     warnings.filterwarnings("ignore", module="nbgrader")
 
 
 def make_course(base, name="tiny", source=TINY) -> Path:
     """A course folder in ``base`` with the repository's nbgrader config and one assignment."""
-    from nnlab.grading.pipeline import ensure_assignment
+    from nbjudge.course import ensure_assignment
 
     grading_environment()
     course = Path(base)
@@ -125,7 +125,7 @@ def tree_digest(folder) -> dict:
 
 
 def quiet_grade(course, name="tiny", **kwargs):
-    from nnlab.grading.pipeline import grade
+    from nbjudge.grade import grade
 
     lines = []
     kwargs.setdefault("overrides", FAST)
