@@ -46,7 +46,7 @@ processes              ``pids.max``                                ``pids.max``
 joining                ``echo 0 > cgroup.procs`` (0 = the writer)  the same, once per hierarchy
 stats                  ``memory.peak``, ``memory.events``,         ``memory.max_usage_in_bytes``,
                        ``pids.current``, ``cpu.stat``              ``memory.oom_control``,
-                                                                   ``memory.failcnt``, ``cpuacct.usage``
+                                                                   ``pids.current``, ``cpuacct.usage``
 killing                ``cgroup.kill`` (Linux 5.14), else a        a SIGKILL loop over ``cgroup.procs``
                        SIGKILL loop over ``cgroup.procs``
 preparing              ``+memory +pids +cpu`` in every level's     nothing (no ``subtree_control``)
@@ -150,7 +150,6 @@ class Stats:
 
     memory_peak_bytes: int | None   #: highest memory of the box (v2 ``memory.peak`` needs Linux 5.19)
     memory_current_bytes: int | None
-    memory_limit_hits: int | None   #: times the box reached its memory limit (v1 failcnt, v2 events "max")
     oom_kills: int | None           #: processes the kernel killed at the box's memory limit
     pids_current: int | None        #: processes and threads now
     pids_refused: int | None        #: forks refused at ``pids.max``
@@ -201,10 +200,33 @@ def _pids(path: Path) -> set[int]:
     return {int(line) for line in (_read(path) or "").split()}
 
 
-def _rmdir(path: Path, timeout: float = 5.0) -> None:
-    """Remove a cgroup folder; missing is fine; retries while the kernel still sees exiting tasks."""
+def _signal_all(folder: Path) -> set[int]:
+    """SIGKILL every process listed in one cgroup folder (v2: ``cgroup.kill`` first); returns their pids."""
+    kill = folder / "cgroup.kill"
+    if kill.exists():
+        try:
+            _write(kill, "1")
+        except OSError:
+            pass  # the SIGKILLs below do it
+    pids = _pids(folder / "cgroup.procs")
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return pids
+
+
+def _rmdir(path: Path, timeout: float = 10.0) -> None:
+    """Kill what is in a cgroup folder and remove it; missing is fine.
+
+    rmdir fails (EBUSY) while a process is in the folder: one that is still exiting, or one that
+    joined just now (a wrapped command starting while its box is removed). Each retry kills what
+    is listed again, so a late joiner cannot keep the folder alive.
+    """
     deadline = time.monotonic() + timeout
     while True:
+        pids = _signal_all(path)
         try:
             path.rmdir()
             return
@@ -212,8 +234,9 @@ def _rmdir(path: Path, timeout: float = 5.0) -> None:
             return
         except OSError as exc:
             if exc.errno != errno.EBUSY or time.monotonic() > deadline:
-                raise CgroupError(f"cannot remove {path}: {exc.strerror}") from exc
-            time.sleep(0.02)
+                still = f" (processes {sorted(pids)[:10]} survived SIGKILL)" if pids else ""
+                raise CgroupError(f"cannot remove {path}: {exc.strerror}{still}") from exc
+        time.sleep(0.02)
 
 
 def _start_time(pid: int) -> int | None:
@@ -349,13 +372,11 @@ def detect(root: str | os.PathLike = ROOT, *, proc_cgroup: str | os.PathLike = P
     v2 = _detect_v2(unified, own.get("")) if unified is not None else None
     if v2 is not None and (v2.available or unified == root):
         return v2
-    if _v1_mount(root, "memory") is None and v2 is None:
-        return Support(False, f"no cgroup file system at {root} (neither v2 cgroup.controllers nor v1 "
-                              "memory, cpu and pids hierarchies)")
-    v1 = _detect_v1(root, own)
-    if v1.available or v2 is None:
-        return v1
-    return Support(False, f"{v1.reason}; {v2.reason}")
+    if _v1_mount(root, "memory") is None:
+        return v2 or Support(False, f"no cgroup file system at {root} (neither v2 cgroup.controllers nor v1 "
+                                    "memory, cpu and pids hierarchies)")
+    # hybrid: the controllers are bound to the v1 hierarchies, the v2 one beside them has none
+    return _detect_v1(root, own)
 
 
 # -- a grading run: the parent folder of its boxes --------------------------------------------------
@@ -465,7 +486,6 @@ class Run:
                 for child in folder.iterdir():  # boxes made by other processes (workers)
                     if child.is_dir():
                         try:
-                            _kill_folder(child)
                             _rmdir(child)
                         except CgroupError as exc:
                             errors.append(str(exc))
@@ -504,23 +524,12 @@ def _remove_folders(folders: list[Path]) -> None:
 
 
 def _kill_folder(folder: Path, timeout: float = 10.0) -> None:
-    """SIGKILL every process of one cgroup folder until it is empty (v2 ``cgroup.kill`` first)."""
-    kill = folder / "cgroup.kill"
-    if kill.exists():
-        try:
-            _write(kill, "1")
-        except OSError:
-            pass  # the loop below does it
+    """SIGKILL every process of one cgroup folder until none is listed."""
     deadline = time.monotonic() + timeout
     while True:
-        pids = _pids(folder / "cgroup.procs")
+        pids = _signal_all(folder)
         if not pids:
             return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         if time.monotonic() > deadline:
             raise CgroupError(f"{len(pids)} process(es) of {folder} survived SIGKILL for {timeout} s: "
                               f"{sorted(pids)[:10]}")
@@ -660,13 +669,12 @@ class Box:
             cpu = _keyed(_read(f("cpu", "cpu.stat")), "usage_usec")
             return Stats(memory_peak_bytes=_int(_read(f("memory", "memory.peak"))),
                          memory_current_bytes=_int(_read(f("memory", "memory.current"))),
-                         memory_limit_hits=_keyed(events, "max"), oom_kills=_keyed(events, "oom_kill"),
+                         oom_kills=_keyed(events, "oom_kill"),
                          pids_current=_int(_read(f("pids", "pids.current"))),
                          pids_refused=_keyed(_read(f("pids", "pids.events")), "max"),
                          cpu_ns=None if cpu is None else cpu * 1000)
         return Stats(memory_peak_bytes=_int(_read(f("memory", "memory.max_usage_in_bytes"))),
                      memory_current_bytes=_int(_read(f("memory", "memory.usage_in_bytes"))),
-                     memory_limit_hits=_int(_read(f("memory", "memory.failcnt"))),
                      oom_kills=_keyed(_read(f("memory", "memory.oom_control")), "oom_kill"),
                      pids_current=_int(_read(f("pids", "pids.current"))),
                      pids_refused=_keyed(_read(f("pids", "pids.events")), "max"),
@@ -720,16 +728,20 @@ def _owner_alive(run_name: str) -> bool:
     if m is None:
         return True  # not a run folder of ours: leave it alone
     start = _start_time(int(m["pid"]))
-    return start is not None and start == int(m["start"])
+    if start is None:
+        return False
+    return int(m["start"]) in (0, start)  # 0: the owner could not read its start time; its pid is alive
 
 
 def cleanup_stale(support: Support) -> list[Path]:
     """Remove the folders of runs whose owner process is gone (a crashed grader), and stray probes.
 
     Processes still in such a run's boxes (orphaned kernels) are killed first. Runs of live
-    processes are left alone. Returns the folders removed.
+    processes are left alone. Returns the folders removed; raises :class:`CgroupError` after
+    trying every folder if some could not be removed.
     """
     removed: list[Path] = []
+    errors: list[str] = []
     if not support.available:
         return removed
     for h in support.hierarchies:
@@ -747,11 +759,17 @@ def cleanup_stale(support: Support) -> list[Path]:
         for run in parent.iterdir():
             if not run.is_dir() or _owner_alive(run.name):
                 continue
-            for box in [p for p in run.iterdir() if p.is_dir()]:
-                _kill_folder(box)
-                _rmdir(box)
-                removed.append(box)
-            _kill_folder(run)
-            _rmdir(run)
-            removed.append(run)
+            for folder in [*(p for p in run.iterdir() if p.is_dir()), run]:
+                try:
+                    _rmdir(folder)
+                    removed.append(folder)
+                except CgroupError as exc:
+                    errors.append(str(exc))
+        try:
+            parent.rmdir()  # once no run is left
+            removed.append(parent)
+        except OSError:
+            pass
+    if errors:
+        raise CgroupError("; ".join(errors))
     return removed
