@@ -2,12 +2,19 @@
 
     .venv/bin/python benchmarks/grading.py                 # 100 submissions, --jobs 1 then --jobs <cores>
     .venv/bin/python benchmarks/grading.py --n 20 --jobs 2 --no-sequential
+    .venv/bin/python benchmarks/grading.py --jobs 2 --no-sequential --baseline 506172c
+
+``--baseline COMMIT`` first grades the same class with the grader of an earlier commit (its own
+benchmarks/grading.py, run from a ``git archive`` of that commit with its ``src`` first on
+PYTHONPATH), then with this one, and prints the ratio of the two wall times: both are measured in
+the same run on the same machine. 506172c is the last commit before the judge, when test cells
+still ran in the student's kernel.
 
 The class is a fixed, seeded mix (see KINDS): correct solutions, partly wrong ones (one bug
 each, in a different function), and broken ones (untouched release, syntax error, invalid JSON,
 deleted test cell, os._exit, a monkeypatched np.allclose, a memory bomb). Each run grades the
-same class in its own scratch course folder with ``nnlab.grading.pipeline.grade`` (what
-``python -m nnlab.course grade`` runs); the script prints the wall time of each run, the
+same class in its own scratch course folder with ``nbjudge.grade.grade`` (what ``nbjudge grade``
+runs); the script prints the wall time of each run, the
 throughput, whether both runs produced identical gradebooks, and the score and incident counts.
 Target: at most 4 minutes for 100 submissions on 2 idle cores with the sandbox on.
 """
@@ -99,10 +106,9 @@ def build_class(n, seed):
 
 
 def prepare(base: Path, n: int, seed: int) -> tuple[Path, list]:
-    from nnlab.course import _grading_environment
-    from nnlab.grading.pipeline import ensure_assignment
+    from nbjudge.course import ensure_assignment, quiet_nbgrader
 
-    _grading_environment()
+    quiet_nbgrader()
     course = base / "course"
     (course / "solutions").mkdir(parents=True)
     shutil.copy2(ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
@@ -138,15 +144,37 @@ def _cpu() -> float:
 
 
 def timed_run(template: Path, where: Path, jobs: int):
-    from nnlab.grading.pipeline import grade
+    from nbjudge.grade import grade
     course = where / "course"
     shutil.copytree(template, course, symlinks=True)
     started, cpu = time.monotonic(), _cpu()
     results = grade(course, NAME, jobs=jobs, log=lambda *a: None)
-    # kernels are killed at the end, so their CPU time never reaches RUSAGE_CHILDREN: each one
-    # reports it itself in the grader's last canary
-    cpu = _cpu() - cpu + sum(g.kernel_cpu for g in results)
+    # CPU of finished descendants only: kernels and judges are killed at the end, so this is a
+    # lower bound
+    cpu = _cpu() - cpu
     return time.monotonic() - started, cpu, results, gradebook_rows(course)
+
+
+def baseline_run(commit: str, where: Path, args) -> float:
+    """Wall seconds of the --jobs run of ``commit``'s own benchmark on the same class."""
+    import re
+    import subprocess
+    import tarfile
+    import io
+    tree = where / "baseline"
+    tree.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], capture_output=True, check=True).stdout
+    tarfile.open(fileobj=io.BytesIO(archive)).extractall(tree)
+    env = dict(os.environ, PYTHONPATH=str(tree / "src"))
+    proc = subprocess.run([sys.executable, str(tree / "benchmarks" / "grading.py"), "--n", str(args.n), "--jobs",
+                           str(args.jobs), "--no-sequential", "--seed", str(args.seed)], capture_output=True,
+                          text=True, env=env, cwd=tree)
+    found = re.search(rf"--jobs {args.jobs}:\s+([\d.]+) s wall", proc.stdout)
+    if proc.returncode != 0 or not found:
+        raise RuntimeError(f"the baseline benchmark of {commit} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    print(f"baseline {commit}: " + "; ".join(line.strip() for line in proc.stdout.splitlines()
+                                              if line.startswith(("--jobs", "mean score", "incidents"))))
+    return float(found.group(1))
 
 
 def main(argv=None) -> int:
@@ -155,18 +183,20 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="parallel run's --jobs (default: cores)")
     parser.add_argument("--no-sequential", action="store_true", help="skip the --jobs 1 run")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--baseline", metavar="COMMIT", help="also grade the class with this commit's grader first")
     args = parser.parse_args(argv)
     if not (ROOT / "solutions" / NAME / "assignment.ipynb").is_file():
         print(f"error: {NAME} does not exist yet", file=sys.stderr)
         return 2
     load = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory(prefix="nnlab-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="nbjudge-bench-") as tmp:
         tmp = Path(tmp)
         t0 = time.monotonic()
         template, kinds = prepare(tmp / "template", args.n, args.seed)
         print(f"{args.n} submissions of {NAME} ({', '.join(f'{k} {c}' for k, c in collections.Counter(kinds).items())})")
         print(f"prepared in {time.monotonic() - t0:.1f} s; {os.cpu_count()} cores, load average {load:.1f} "
               "at start (timings are inflated when the machine is shared)")
+        before = baseline_run(args.baseline, tmp, args) if args.baseline else None
         runs = {}
         for jobs in ([] if args.no_sequential else [1]) + [args.jobs]:
             seconds, cpu, results, rows = timed_run(template, tmp / f"jobs{jobs}", jobs)
@@ -187,6 +217,9 @@ def main(argv=None) -> int:
                 print(f"  {kind:<22} {np.mean(by_kind[kind]):5.2f}  (n={len(by_kind[kind])})")
         counts = collections.Counter(i.kind for g in results for i in g.incidents)
         print("incidents: " + json.dumps(dict(sorted(counts.items()))))
+        if before is not None:
+            print(f"this grader / {args.baseline}: {seconds / before:.2f} x the wall time (--jobs {args.jobs}; target "
+                  f"<= 1.2); judge's cost {(seconds - before) / args.n * args.jobs:+.2f} s of a slot per submission")
         print(f"target: <= 240 s for 100 submissions on 2 idle cores -> "
               f"{'met' if seconds * 100 / args.n <= 240 else 'NOT met'} here ({seconds * 100 / args.n:.0f} s per 100 "
               f"measured; {cpu * 100 / args.n / 2:.0f} s per 100 if the {cpu:.0f} CPU s spread over 2 idle cores)")

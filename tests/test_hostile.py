@@ -227,8 +227,8 @@ CASES = [
     Case("patch_and_snapshot", 0, 2, ("suspicious-code",), answers={"relu": SNAPSHOT + R_BAD}),
     Case("records_tests", 1, 2, ("suspicious-code",), answers={"relu": RECORDER + R_OK, "accuracy": A_OK + REPLAY}),
     # -- bad input: only the affected tests fail, with an incident saying which and why -------------
-    Case("defines_nothing", 0, 2, ("suspicious-code",), answers={"relu": "relu_typo = lambda z: z  # misnamed"},
-         flagged=True),
+    Case("defines_nothing", 0, 2, ("undefined-name",), answers={"relu": "relu_typo = lambda z: z  # misnamed"},
+         flagged=False),
     Case("unsupported_type", 0, 2, ("protocol",), answers={
         "relu": "def relu(z):\n    return (max(0.0, x) for x in z)"}),
     Case("hangs_in_call", 0, 2, ("call-timeout",), answers={"relu": "def relu(z):\n    while True:\n        pass"}),
@@ -242,7 +242,8 @@ CASES = [
          files={"scratch.ipynb": nbformat.writes(new_notebook())}),
     Case("garbage_timestamp", 1, 2, ("bad-timestamp",), files={"timestamp.txt": "sometime-ish %% o'clock"}),
     Case("late", 1, 2, ("late",), flagged=False, files={"timestamp.txt": "2026-03-03 12:30:00"}),
-    Case("stderr_warning", 1, 2, ("stderr-ignored",), flagged=False, answers={
+    # an honest function that warns: the warning, printed while the judge calls it, is dropped
+    Case("warns_in_call", 1, 2, (), flagged=False, answers={
         "relu": "import warnings\ndef relu(z):\n    warnings.warn('relu: called on purpose')\n"
                 "    return np.maximum(0.0, np.asarray(z, dtype=float))"}),
     Case("huge_runtime_output", 1, 2, ("output-truncated",), flagged=False,
@@ -350,6 +351,9 @@ def test_case(graded, case):
     assert (relu[0], acc[0]) == (case.relu, case.accuracy), f"autograded scores {relu[0]}, {acc[0]}"
     kinds = {i.kind for i in graded["incidents"].get(case.name, [])}
     assert set(case.kinds) <= kinds, f"expected incidents {case.kinds}, got {sorted(kinds)}"
+    if not case.kinds:  # an honest submission: nothing to report
+        assert kinds == set() and graded["totals"][case.name][2] is False, kinds
+        return
     assert graded["totals"][case.name][2] is case.flagged, f"flagged should be {case.flagged}"
     rows = list(csv.DictReader(open(course / "reports" / "tiny" / "incidents.csv")))
     mine = [r for r in rows if r["student"] == case.name]

@@ -1,7 +1,8 @@
-"""The grading sandbox: what a kernel can see and do (nnlab.grading.sandbox, _kernel, execute).
+"""The grading sandbox: what the student's kernel and the judge can see and do
+(nbjudge.sandbox, student_kernel, execute, judge).
 
-Fast tests check the bwrap command line and the refusals; the slow tests start real kernels in
-the sandbox and probe it from the inside: each probe cell prints one JSON object, and every
+Fast tests check the bwrap command lines and the refusals; the slow tests start real kernels in
+the sandbox and probe them from the inside: each probe cell prints one JSON object, and every
 test asserts on one probe.
 """
 from __future__ import annotations
@@ -16,8 +17,8 @@ from pathlib import Path
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from nnlab.grading.sandbox import (Sandbox, SandboxUnavailable, build_command, check_available, check_exposure,
-                                   python_paths)
+from nbjudge.sandbox import (Sandbox, SandboxUnavailable, build_command, check_available, check_exposure,
+                             check_uids, judge_command, package_view, python_paths, student_kit)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,20 +49,59 @@ def test_command_line_isolates_the_kernel():
     box = Sandbox(tmp_mb=64)
     cmd = build_command(["python", "launcher.py"], workdir="/c/autograded/alice/hw", stage="/scratch/stage",
                         conn_dir="/scratch/conn", sandbox=box, bwrap="bwrap", uid=61003,
-                        ro_paths=["/opt/venv", "/c/src"])
+                        ro_paths=["/opt/venv", "/c/src"], kit="/scratch/kit",
+                        overlays=[("/scratch/view/nnlab", "/c/src/nnlab"), (None, "/c/src/nbjudge")])
     text = " ".join(cmd)
     for flag in ("--unshare-net", "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session",
                  "--clearenv", "--remount-ro /"):
         assert flag in text, f"{flag} missing from {text}"
     assert "--ro-bind /opt/venv /opt/venv" in text and "--ro-bind /c/src /c/src" in text
-    assert "--ro-bind /scratch/stage /run/nnlab/stage" in text
+    assert "--ro-bind /scratch/stage /run/nbjudge/stage" in text and "--ro-bind /scratch/kit /run/nbjudge/kit" in text
+    assert "--ro-bind /scratch/view/nnlab /c/src/nnlab" in text, "the assignment's view of the package"
+    assert "--perms 0555 --tmpfs /c/src/nbjudge" in text, "the grader is hidden from the student"
     assert f"--size {64 * 2**20} --tmpfs /c/autograded/alice/hw" in text, "working folder must be a sized tmpfs"
     assert f"--size {64 * 2**20} --tmpfs /tmp" in text
     binds = [cmd[i + 2] for i, a in enumerate(cmd) if a in ("--bind", "--ro-bind")]
     system = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}
-    assert set(binds) - system - {"/opt/venv", "/c/src", "/run/nnlab/stage", "/scratch/conn"} == set(), binds
+    assert set(binds) - system - {"/opt/venv", "/c/src", "/run/nbjudge/stage", "/run/nbjudge/kit", "/scratch/conn",
+                                  "/c/src/nnlab"} == set(), binds
     assert "--reuid=61003" in text and "--no-new-privs" in text
     assert cmd[-2:] == ["python", "launcher.py"]
+
+
+def test_judge_command_line_isolates_the_judge():
+    cmd = judge_command(["python", "-m", "nbjudge.judge"], stage="/scratch/stage", sandbox=Sandbox(), bwrap="bwrap",
+                        uid=61503, ro_paths=["/opt/venv", "/c/src"])
+    text = " ".join(cmd)
+    for flag in ("--unshare-net", "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session",
+                 "--clearenv", "--remount-ro /", "--reuid=61503", "--no-new-privs"):
+        assert flag in text, f"{flag} missing from {text}"
+    binds = {cmd[i + 2] for i, a in enumerate(cmd) if a in ("--bind", "--ro-bind")}
+    assert "--bind" not in cmd, "the judge writes nothing outside its /tmp"
+    assert binds - {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"} == {
+        "/opt/venv", "/c/src", "/run/nbjudge/work"}, binds
+
+
+def test_package_view_keeps_only_allowed_modules(tmp_path):
+    import importlib.util
+    real = Path(importlib.util.find_spec("nnlab").submodule_search_locations[0]).resolve()
+    overlays = package_view(tmp_path, "nnlab", ["datasets"], "hw")
+    grader = str(Path(importlib.util.find_spec("nbjudge").submodule_search_locations[0]).resolve())
+    assert (None, grader) in overlays and (str(tmp_path / "nnlab"), str(real)) in overlays
+    view = tmp_path / "nnlab"
+    assert (view / "datasets.py").read_text() == (real / "datasets.py").read_text()
+    assert (view / "_validation.py").is_file(), "private helpers stay"
+    stub = (view / "layers.py").read_text()
+    assert stub.startswith("raise ImportError(") and "nnlab.layers is not available in assignment hw" in stub
+    assert "may import only nnlab.datasets" in stub
+    assert "from . import datasets" in (view / "__init__.py").read_text()
+    assert package_view(tmp_path / "all", "nnlab", None, "hw") == [(None, grader)], "None allows everything"
+
+
+def test_sandbox_user_ids_must_be_free():
+    with pytest.raises(SandboxUnavailable, match=r"user ids 0 \(root\) belong to accounts of this system"):
+        check_uids([0, 61990])
+    check_uids([61990, 61991])
 
 
 def test_python_environment_is_mounted():
@@ -74,7 +114,7 @@ def test_python_environment_is_mounted():
 
 
 def test_programs_that_libraries_start_are_recognised():
-    from nnlab.grading.execute import BENIGN_PROGRAMS, _program
+    from nbjudge.execute import BENIGN_PROGRAMS, _program
     assert _program("('fc-list', ['fc-list', '--help'], None, None)") in BENIGN_PROGRAMS
     assert _program("('/usr/bin/uname', ['uname', '-p'], None, None)") == "uname"
     assert _program("('/bin/sh', ['/bin/sh', '-c', 'curl x'], None, None)") not in BENIGN_PROGRAMS
@@ -114,12 +154,18 @@ PROBES = {
 }
 
 
-def _run(cells, box, tmp, workdir, stage_files=None, timeout=20):
+def _test_cell(source):
+    """A test cell of an assignment, as the grader's restored notebook holds it (runs in the judge)."""
+    return new_code_cell(source, metadata={"nbjudge": {"origin": "instructor"}, "nbgrader": {
+        "grade": True, "grade_id": "t", "locked": True, "points": 1, "solution": False, "schema_version": 3}})
+
+
+def _run(cells, box, tmp, workdir, stage_files=None, timeout=20, allowed=None):
     from traitlets.config import Config
 
-    from nnlab.grading.execute import SandboxedExecute
+    from nbjudge.execute import SandboxedExecute
 
-    scratch = Path(tempfile.mkdtemp(prefix="nnlab-test-", dir=tmp))
+    scratch = Path(tempfile.mkdtemp(prefix="nbjudge-test-", dir=tmp))
     os.chmod(scratch, 0o755)
     stage = scratch / "stage"
     stage.mkdir()
@@ -131,9 +177,10 @@ def _run(cells, box, tmp, workdir, stage_files=None, timeout=20):
     config.Execute.timeout = timeout
     ex = SandboxedExecute(config=config, sandbox=box)
     ex.grading = {"workdir": workdir, "stage": str(stage), "scratch": str(scratch),
-                  "uid": 61990 if os.geteuid() == 0 else None, "ro_paths": python_paths(),
-                  "bwrap": check_available(box), "host_cwd": str(scratch)}
-    nb = new_notebook(cells=[new_code_cell(c) for c in cells])
+                  "uid": 61990 if os.geteuid() == 0 else None, "judge_uid": 61991 if os.geteuid() == 0 else None,
+                  "ro_paths": python_paths(), "bwrap": check_available(box), "host_cwd": str(scratch),
+                  "kit": student_kit(scratch / "kit"), "overlays": package_view(scratch / "view", "nnlab", allowed, "hw")}
+    nb = new_notebook(cells=[c if not isinstance(c, str) else new_code_cell(c) for c in cells])
     nb, _ = ex.preprocess(nb, {"nbgrader": {"notebook": "probe"}})
     return nb, ex
 
@@ -235,7 +282,7 @@ def test_memory_and_file_size_limits(probed):
     out, ex, _ = probed
     assert out["memory"] == "MemoryError"
     assert out["filesize"] == "File too large"
-    assert not [i for i in ex.incidents if i.kind in ("timeout", "kernel-died", "canary")], ex.incidents
+    assert not [i for i in ex.incidents if i.kind in ("timeout", "kernel-died")], ex.incidents
 
 
 @pytest.mark.slow
@@ -251,19 +298,53 @@ def test_timeout_and_crash_restart_the_kernel_and_replay(tmp_path):
     assert len(streams[5]) < box.max_output_bytes + 100 and "truncated by the grader" in streams[5]
     kinds = [i.kind for i in ex.incidents]
     assert kinds.count("timeout") == 1 and kinds.count("kernel-died") == 1 and "output-truncated" in kinds
-    assert "canary" not in kinds, ex.incidents
+    assert not [k for k in kinds if k not in ("timeout", "kernel-died", "output-truncated")], ex.incidents
 
 
 @pytest.mark.slow
-def test_canary_detects_patched_checks_and_hidden_errors(tmp_path):
-    cells = ["import numpy as np\nnp.testing.assert_allclose = lambda *a, **k: None",
-             "get_ipython().showtraceback = lambda *a, **k: None", "assert 1 == 2, 'wrong'"]
+def test_tests_run_in_the_judge_whatever_the_kernel_does(tmp_path):
+    cells = ["import numpy as np\nnp.testing.assert_allclose = lambda *a, **k: None\nnp.allclose = lambda *a: True",
+             "get_ipython().showtraceback = lambda *a, **k: None\ndef twice(x):\n    return x + 1",
+             _test_cell("import numpy as np\nnp.testing.assert_allclose(twice(np.arange(3.0)), [0, 2, 4], "
+                        "err_msg='twice is wrong')"),
+             _test_cell("print(type(twice).__name__, twice.__name__)\nassert twice(1) == 2, 'wrong'")]
     nb, ex = _run(cells, Sandbox(), tmp_path, str(tmp_path / "w"))
-    assert [o.ename for o in nb.cells[2].outputs if o.output_type == "error"] == ["AssertionError"], \
-        "a failure whose display was suppressed must still be recorded"
-    messages = " ".join(i.message for i in ex.incidents if i.severity == "integrity")
-    assert "numpy.testing.assert_allclose" in messages
-    assert "showtraceback" in messages
+    first, second = nb.cells[2].outputs, nb.cells[3].outputs
+    assert [o.ename for o in first if o.output_type == "error"] == ["AssertionError"]
+    assert "twice is wrong" in first[-1].evalue
+    assert [o.text for o in second if o.output_type == "stream"] == ["Remote twice\n"]
+    assert [o.evalue for o in second if o.output_type == "error"] == ["wrong"]
+    assert not [i for i in ex.incidents if i.severity in ("integrity", "error")], ex.incidents
+
+
+@pytest.mark.slow
+def test_the_student_sees_only_the_allowed_package_modules_and_the_judge_all(tmp_path):
+    probe = ("import json\nres = {}\nfor m in ['nnlab.datasets', 'nnlab.layers', 'nbjudge', 'nbjudge.judge']:\n"
+             "    try:\n        __import__(m); res[m] = 'ok'\n    except ImportError as e:\n        res[m] = str(e)\n"
+             "print(json.dumps(res))")
+    cells = [probe, _test_cell("import nnlab.layers, nbjudge.judge\nprint('judge ok')")]
+    nb, ex = _run(cells, Sandbox(), tmp_path, str(tmp_path / "w"), allowed=["datasets"])
+    res = json.loads(nb.cells[0].outputs[0].text)
+    assert res["nnlab.datasets"] == "ok"
+    assert "nnlab.layers is not available in assignment hw" in res["nnlab.layers"], res
+    assert res["nbjudge"] != "ok" and res["nbjudge.judge"] != "ok", "the grader must be hidden from the student"
+    assert [o.text for o in nb.cells[1].outputs if o.output_type == "stream"] == ["judge ok\n"], nb.cells[1].outputs
+
+
+@pytest.mark.slow
+def test_the_judge_sees_no_course_and_no_network(tmp_path):
+    course = tmp_path / "course"
+    (course / "solutions").mkdir(parents=True)
+    (course / "gradebook.db").write_text("secret")
+    probe = _test_cell("import os, socket, json\nres = {'uid': os.getuid(), 'cwd': os.getcwd()}\n"
+                       f"res['course'] = os.path.exists({str(course / 'gradebook.db')!r})\n"
+                       "try:\n    socket.create_connection(('1.1.1.1', 53), timeout=3); res['net'] = 'connected'\n"
+                       "except OSError as e:\n    res['net'] = 'no'\nprint(json.dumps(res))")
+    nb, ex = _run(["x = 1", probe], Sandbox(), tmp_path, str(course / "autograded" / "a" / "hw"))
+    res = json.loads(nb.cells[1].outputs[0].text)
+    assert res["course"] is False and res["net"] == "no" and res["cwd"] == "/run/nbjudge/work"
+    if os.geteuid() == 0:
+        assert res["uid"] == 61991, "the judge runs as its own user"
 
 
 @pytest.mark.slow

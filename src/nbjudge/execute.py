@@ -352,10 +352,12 @@ class SandboxedExecute(Execute):
                 if sockets[sock] == "iopub":
                     if kind == "status" and content.get("execution_state") == "idle":
                         idle = True
-                    elif kind == "display_data" and payload is None:
-                        data = (content.get("data") or {}).get(REPLY_MIME)
-                        if isinstance(data, str):
-                            payload = data
+                    elif kind == "display_data" and payload is None and \
+                            isinstance((content.get("data") or {}).get(REPLY_MIME), str):
+                        payload = content["data"][REPLY_MIME]
+                    elif kind in ("stream", "display_data", "execute_result", "error"):
+                        self._call_output[self._calling] = self._call_output.get(self._calling, 0) + \
+                            _output_size(content)
                 elif sockets[sock] == "shell":
                     replied = kind == "execute_reply"
                 elif kind == "input_request":
@@ -441,6 +443,7 @@ class SandboxedExecute(Execute):
     async def _judge_test(self, cell, index, timeout) -> str:
         """Run a test cell in the judge and write its outcome into the cell; ``"ok"`` or ``"error"``."""
         label = self._label(cell, index)
+        self._calling = label
         cell.outputs = []
         try:
             if self.judge is None:
@@ -479,8 +482,21 @@ class SandboxedExecute(Execute):
             if transport == "StudentTimeout":
                 self._note("call-timeout", f"during {label} the student's code did not answer within the cell's "
                            f"limit ({int(timeout)} s); the test scores 0 and the kernel was restarted", cell=label)
+            elif transport == "StudentDied":
+                self._note("kernel-died", f"the kernel died while {label} called the submission's code (os._exit, "
+                           "a crash, or a resource limit); the test scores 0 and the kernel was restarted", cell=label)
             elif transport == "BrokenProtocol":
                 self._note("protocol", f"during {label}: {outcome.get('evalue', '')[:300]}", cell=label)
+            elif outcome.get("not_data"):
+                self._note("protocol", f"{label} failed on a value of the submission that is not data: "
+                           f"{'; '.join(outcome['not_data'])}", cell=label)
+            if outcome.get("undefined"):
+                self._note("undefined-name", f"{label} uses {', '.join(outcome['undefined'])}, which the "
+                           "submission does not define (misnamed, or its cell failed); the test scores 0", cell=label)
+        dropped = self._call_output.pop(label, 0)
+        if dropped > self.sandbox.max_output_bytes:
+            self._note("output-truncated", f"the submission's code printed {dropped} bytes while {label} called it; "
+                       "output produced during the judge's calls is never kept", cell=label)
         cell.execution_count = None
         return "ok" if outcome.get("status") == "ok" else "error"
 
@@ -492,6 +508,7 @@ class SandboxedExecute(Execute):
         self.incidents, self.cell_status, self.audit_events = [], {}, []
         self._seen, self._total_out, self._conn_dirs = set(), 0, []
         self._setup_sources, self._kernel_lost = [], False
+        self._call_output, self._calling = {}, None
         self.km = self.kc = None
         self.judge = None
         self.timeout_per_cell = int(self.timeout or 30)
@@ -549,6 +566,7 @@ class SandboxedExecute(Execute):
                     break
                 if i in tests:
                     self.cell_status[i] = await self._judge_test(cell, i, min(self.timeout_per_cell, left))
+                    self._resource_errors(cell, label)
                     if self._kernel_lost:
                         if restarts >= self.sandbox.max_restarts or not await self._restart(done, deadline):
                             self._give_up(code[pos + 1:], restarts, label)

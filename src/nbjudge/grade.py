@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from . import policy
-from .course import CourseError, course_id, db_url, ensure_assignment, load_config, submissions
+from .course import CourseError, course_id, db_url, ensure_assignment, environment, load_config, submissions
 from .policy import FLAGGING, Incident
 
 
@@ -213,8 +213,7 @@ class Worker:
     def _start(self):
         import threading
         log = open(self.log_path, "ab")
-        env = dict(os.environ, PYTHONWARNINGS="ignore")
-        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        env = environment(dict(os.environ, PYTHONWARNINGS="ignore"))
         self.proc = subprocess.Popen([sys.executable, "-m", "nbjudge.worker", "--serve"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1, env=env,
                                      start_new_session=True)

@@ -65,6 +65,10 @@ class BrokenProtocol(Exception):
     """The student's kernel answered something that is not a valid reply."""
 
 
+class StudentDied(Exception):
+    """The student's kernel died while the judge called it."""
+
+
 # ---------------------------------------------------------------------------------------------
 # Frames on a pair of file descriptors
 # ---------------------------------------------------------------------------------------------
@@ -96,11 +100,13 @@ class Channel:
         self.calls = 0
         self._handle_meta = {}
         self._callback_ids: dict[int, int] = {}
+        self.undefined: list[str] = []    # names a test used that the student's cells do not define
+        self.not_data: list[str] = []     # student values that could not be used as data
         self.incidents: list[dict] = []
 
     def _reference(self, value):
         """A value that is not data, as a reference: a Remote goes home, anything else stays here."""
-        if isinstance(value, Remote):
+        if type(value) is Remote:
             return {"__handle__": object.__getattribute__(value, "_id")}
         key = id(value)
         cid = self._callback_ids.get(key)
@@ -155,6 +161,8 @@ class Channel:
             kind = reply["transport"]
             if kind == "timeout":
                 raise StudentTimeout(reply.get("message", "the student's code did not finish in time"))
+            if kind == "dead":
+                raise StudentDied(reply.get("message", "the student's kernel died"))
             raise BrokenProtocol(reply.get("message", "the student's kernel did not answer"))
         try:
             if not isinstance(reply, dict):
@@ -212,15 +220,17 @@ class Channel:
 
 def _apply(old, new):
     """Make ``old`` equal to ``new`` in place where it can be changed in place."""
-    if isinstance(old, np.ndarray) and isinstance(new, np.ndarray):
+    if type(old) is Remote:  # the student's own object: it changed where it lives
+        return
+    if isinstance(old, np.ndarray) and type(new) is np.ndarray:
         if old.shape == new.shape and old.flags.writeable:
             old[...] = new.astype(old.dtype, copy=False)
         return
-    if isinstance(old, np.random.Generator) and isinstance(new, np.random.Generator):
+    if isinstance(old, np.random.Generator) and type(new) is np.random.Generator:
         if type(old.bit_generator) is type(new.bit_generator):
             old.bit_generator.state = new.bit_generator.state
         return
-    if isinstance(old, list) and isinstance(new, list):
+    if isinstance(old, list) and type(new) is list:
         for i, item in enumerate(new[:len(old)]):
             if _mutable(old[i]) and type(old[i]) is type(item):
                 _apply(old[i], item)
@@ -229,12 +239,12 @@ def _apply(old, new):
         del old[len(new):]
         old.extend(new[len(old):])
         return
-    if isinstance(old, tuple) and isinstance(new, tuple):
+    if isinstance(old, tuple) and type(new) is tuple:
         for a, b in zip(old, new):
             if _mutable(a):
                 _apply(a, b)
         return
-    if isinstance(old, dict) and isinstance(new, dict):
+    if isinstance(old, dict) and type(new) is dict:
         for key in [k for k in old if k not in new]:
             del old[key]
         for key, item in new.items():
@@ -245,7 +255,10 @@ def _apply(old, new):
 
 
 def _mutable(value):
-    return isinstance(value, (np.ndarray, list, dict, tuple, np.random.Generator))
+    return type(value) is not Remote and isinstance(value, (np.ndarray, list, dict, tuple, np.random.Generator))
+
+
+_CONVERSIONS = ("float", "int", "index", "array", "len", "list", "bool")
 
 
 class Remote:
@@ -259,7 +272,13 @@ class Remote:
         object.__setattr__(self, "_meta", meta if isinstance(meta, dict) else {})
 
     def _do(self, op, **fields):
-        return object.__getattribute__(self, "_channel").request(op, self, **fields)
+        channel = object.__getattribute__(self, "_channel")
+        try:
+            return channel.request(op, self, **fields)
+        except TypeError as exc:
+            if op in _CONVERSIONS:
+                channel.not_data.append(f"{op}() of a {self._type_name()}: {exc}"[:300])
+            raise
 
     def __getattr__(self, name):
         return self._do("getattr", name=name)
@@ -307,7 +326,10 @@ class Remote:
 
     def __array__(self, dtype=None, copy=None):
         array = self._do("array")
-        if not isinstance(array, np.ndarray):
+        if type(array) is not np.ndarray:
+            given = array._type_name() if type(array) is Remote else type(array).__name__
+            object.__getattribute__(self, "_channel").not_data.append(
+                f"a {self._type_name()} read as an array gave a {given}, not a numeric array")
             raise BrokenProtocol(f"the student's {self._type_name()} cannot be read as a numeric array")
         return array.astype(dtype) if dtype is not None else array
 
@@ -370,9 +392,10 @@ class Namespace(dict):
             try:
                 value = self.channel.request("lookup", name=name)
             except NameError:
+                self.channel.undefined.append(name)
                 raise KeyError(name) from None
             self.cache[name] = value
-            if isinstance(value, Remote):
+            if type(value) is Remote:
                 self.looked_up[id(value)] = name
         return self.cache[name]
 
@@ -408,7 +431,7 @@ class SubmittedSource:
         original = inspect.getsource
 
         def getsource(obj):
-            if isinstance(obj, Remote):
+            if type(obj) is Remote:
                 name = self.namespace.looked_up.get(id(obj))
                 if name is None:
                     name = obj.__name__
@@ -452,7 +475,7 @@ def run_cell(namespace, source, filename):
             lines.append(f"Cell {filename}, line {frame.lineno}:\n    {frame.line}")
         lines.append(f"{type(exc).__name__}: {exc}")
         outcome.update(status="error", ename=type(exc).__name__, evalue=str(exc)[:10_000], traceback=lines)
-        if isinstance(exc, (StudentTimeout, BrokenProtocol)):
+        if isinstance(exc, (StudentTimeout, BrokenProtocol, StudentDied)):
             outcome["transport"] = type(exc).__name__
     outcome["stdout"], outcome["stderr"] = out.getvalue()[-100_000:], err.getvalue()[-100_000:]
     return outcome
@@ -486,10 +509,10 @@ def main() -> int:
             continue
         namespace.student = op == "test"
         namespace.cache = {}
-        channel.calls = 0
+        channel.calls, channel.undefined, channel.not_data = 0, [], []
         outcome = run_cell(namespace, frame.get("source", ""), f"<{frame.get('cell') or 'cell'}>")
         namespace.student = False
-        outcome["calls"] = channel.calls
+        outcome.update(calls=channel.calls, undefined=sorted(set(channel.undefined)), not_data=channel.not_data[:5])
         write_frame(out, {"done": outcome})
 
 

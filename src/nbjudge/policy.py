@@ -46,6 +46,7 @@ KINDS = {
     "extra-notebook": ("info", "a notebook that is not part of the assignment (kept, not graded)"),
     "large-notebook": ("info", "a notebook submitted with large stored outputs (cleared before grading)"),
     "output-truncated": ("info", "a cell printed more than c.Sandbox.max_output_bytes"),
+    "undefined-name": ("info", "a test used a name the submission does not define"),
     # for a human look; the scores stand
     "bad-timestamp": ("review", "timestamp.txt is not a date; graded as on time"),
     "file-dropped": ("review", "a submitted file was not given to the kernel (too large)"),

@@ -86,15 +86,15 @@ def encode(value, reference=None, *, depth=0, count=None) -> object:
         return {"__bytes__": base64.b64encode(value).decode("ascii")}
     if kind is np.ndarray and value.dtype.kind in _DTYPE_KINDS:
         return {"__ndarray__": _array_bytes(value)}
-    if isinstance(value, np.generic) and type(value).__module__ == "numpy" and value.dtype.kind in _DTYPE_KINDS:
+    if issubclass(kind, np.generic) and kind.__module__ == "numpy" and value.dtype.kind in _DTYPE_KINDS:
         return {"__npscalar__": _array_bytes(np.asarray(value))}
-    if isinstance(value, np.random.Generator) and kind is np.random.Generator:
+    if kind is np.random.Generator:
         bits = value.bit_generator
         if type(bits).__name__ in _BIT_GENERATORS:
             return {"__generator__": [type(bits).__name__, encode(bits.state, depth=depth + 1, count=count)]}
-    if isinstance(value, type) and issubclass(value, np.generic) and value.__module__ == "numpy":
+    if kind is type and issubclass(value, np.generic) and value.__module__ == "numpy":
         return {"__dtype__": ["type", np.dtype(value).str]}
-    if kind is np.dtype or (kind.__module__ == "numpy.dtypes" and isinstance(value, np.dtype)):
+    if kind is np.dtype or (kind.__module__ == "numpy.dtypes" and issubclass(kind, np.dtype)):
         if value.kind in _DTYPE_KINDS:
             return {"__dtype__": ["dtype", value.str]}
     if kind in (list, tuple):
