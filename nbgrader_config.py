@@ -4,10 +4,10 @@ Layout: the nbgrader *source* of every assignment is ``solutions/<chapter>/assig
 (solutions and hidden tests); ``nbjudge release <chapter>`` (``make release``)
 generates the student version and copies it to ``chapters/<chapter>/assignment.ipynb``.
 Instructors grade from this folder with ``nbjudge collect|grade|feedback|export|report``
-(see teaching.md): ``grade`` runs every submission's kernel in a bubblewrap sandbox with the
-limits below. ``submitted/``, ``autograded/``, ``feedback/`` and ``gradebook.db`` are git-ignored.
+(the grader, package ``src/nbjudge``; see teaching.md): ``grade`` runs every submission's cells in
+a bubblewrap sandbox with the limits below, and its test cells in a separate sandboxed judge. ``submitted/``, ``autograded/``, ``feedback/`` and ``gradebook.db`` are git-ignored.
 Plain ``nbgrader autograde`` (and the formgrader's autograde button) still works, but runs
-student code UNSANDBOXED.
+student code UNSANDBOXED and the tests in the student's own kernel.
 """
 import os
 
@@ -69,13 +69,18 @@ c.AssignLatePenalties.plugin_class = "nbjudge.late.PerDayPenalty"
 c.PerDayPenalty.fraction_per_day = 0.1   # 10 % of the notebook's score per started day late
 c.PerDayPenalty.grace_minutes = 15
 
-# LMS downloads (`nbjudge collect 02_backprop.zip`): one file per student and
+# LMS downloads (`nbjudge collect 02_backprop.zip`, .zip or .tar.gz): one file per student and
 # notebook, named <student_id>_<YYYYMMDDTHHMMSS>_<notebook>.ipynb, the timestamp optional,
-# e.g. "jdoe_20260301T235500_assignment.ipynb". nbgrader matches the extracted file's full path.
+# e.g. "jdoe_20260301T235500_assignment.ipynb". nbjudge extracts the archive itself and matches
+# each member's full path; it refuses nested archives, links, special files, unsafe paths, and
+# anything above these sizes (MiB, uncompressed) before writing a single file.
 c.FileNameCollectorPlugin.named_regexp = (
     r".*/(?P<student_id>[A-Za-z0-9][A-Za-z0-9.-]*)_(?:(?P<timestamp>\d{8}T\d{6}Z?)_)?(?P<file_id>[^/_][^/]*\.ipynb)$"
 )
 c.FileNameCollectorPlugin.valid_ext = [".ipynb"]
+c.Collect.max_file_mb = 25
+c.Collect.max_total_mb = 1024
+c.Collect.max_members = 10000
 
 # Keep the autograder quiet about the environment it runs in.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
