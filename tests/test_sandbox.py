@@ -50,7 +50,7 @@ def test_command_line_isolates_the_kernel():
     cmd = build_command(["python", "launcher.py"], workdir="/c/autograded/alice/hw", stage="/scratch/stage",
                         conn_dir="/scratch/conn", sandbox=box, bwrap="bwrap", uid=61003,
                         ro_paths=["/opt/venv", "/c/src"], kit="/scratch/kit",
-                        overlays=[("/scratch/view/nnlab", "/c/src/nnlab"), (None, "/c/src/nbjudge")])
+                        overlays=[("/scratch/view/nnlab", "/c/src/nnlab"), ("/scratch/view/nbjudge", "/c/src/nbjudge")])
     text = " ".join(cmd)
     for flag in ("--unshare-net", "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session",
                  "--clearenv", "--remount-ro /"):
@@ -58,13 +58,13 @@ def test_command_line_isolates_the_kernel():
     assert "--ro-bind /opt/venv /opt/venv" in text and "--ro-bind /c/src /c/src" in text
     assert "--ro-bind /scratch/stage /run/nbjudge/stage" in text and "--ro-bind /scratch/kit /run/nbjudge/kit" in text
     assert "--ro-bind /scratch/view/nnlab /c/src/nnlab" in text, "the assignment's view of the package"
-    assert "--perms 0555 --tmpfs /c/src/nbjudge" in text, "the grader is hidden from the student"
+    assert "--ro-bind /scratch/view/nbjudge /c/src/nbjudge" in text, "the grader is hidden from the student"
     assert f"--size {64 * 2**20} --tmpfs /c/autograded/alice/hw" in text, "working folder must be a sized tmpfs"
     assert f"--size {64 * 2**20} --tmpfs /tmp" in text
     binds = [cmd[i + 2] for i, a in enumerate(cmd) if a in ("--bind", "--ro-bind")]
     system = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}
     assert set(binds) - system - {"/opt/venv", "/c/src", "/run/nbjudge/stage", "/run/nbjudge/kit", "/scratch/conn",
-                                  "/c/src/nnlab"} == set(), binds
+                                  "/c/src/nnlab", "/c/src/nbjudge"} == set(), binds
     assert "--reuid=61003" in text and "--no-new-privs" in text
     assert cmd[-2:] == ["python", "launcher.py"]
 
@@ -87,7 +87,8 @@ def test_package_view_keeps_only_allowed_modules(tmp_path):
     real = Path(importlib.util.find_spec("nnlab").submodule_search_locations[0]).resolve()
     overlays = package_view(tmp_path, "nnlab", ["datasets"], "hw")
     grader = str(Path(importlib.util.find_spec("nbjudge").submodule_search_locations[0]).resolve())
-    assert (None, grader) in overlays and (str(tmp_path / "nnlab"), str(real)) in overlays
+    assert (str(tmp_path / "nbjudge"), grader) in overlays and (str(tmp_path / "nnlab"), str(real)) in overlays
+    assert "ImportError" in (tmp_path / "nbjudge" / "__init__.py").read_text(), "importing the grader fails"
     view = tmp_path / "nnlab"
     assert (view / "datasets.py").read_text() == (real / "datasets.py").read_text()
     assert (view / "_validation.py").is_file(), "private helpers stay"
@@ -95,7 +96,8 @@ def test_package_view_keeps_only_allowed_modules(tmp_path):
     assert stub.startswith("raise ImportError(") and "nnlab.layers is not available in assignment hw" in stub
     assert "may import only nnlab.datasets" in stub
     assert "from . import datasets" in (view / "__init__.py").read_text()
-    assert package_view(tmp_path / "all", "nnlab", None, "hw") == [(None, grader)], "None allows everything"
+    assert package_view(tmp_path / "all", "nnlab", None, "hw") == [(str(tmp_path / "all" / "nbjudge"), grader)], \
+        "None allows the whole package (the grader stays hidden)"
 
 
 def test_sandbox_user_ids_must_be_free():
@@ -307,7 +309,7 @@ def test_tests_run_in_the_judge_whatever_the_kernel_does(tmp_path):
              "get_ipython().showtraceback = lambda *a, **k: None\ndef twice(x):\n    return x + 1",
              _test_cell("import numpy as np\nnp.testing.assert_allclose(twice(np.arange(3.0)), [0, 2, 4], "
                         "err_msg='twice is wrong')"),
-             _test_cell("print(type(twice).__name__, twice.__name__)\nassert twice(1) == 2, 'wrong'")]
+             _test_cell("print(type(twice).__name__, twice.__name__)\nassert twice(2) == 4, 'wrong'")]
     nb, ex = _run(cells, Sandbox(), tmp_path, str(tmp_path / "w"))
     first, second = nb.cells[2].outputs, nb.cells[3].outputs
     assert [o.ename for o in first if o.output_type == "error"] == ["AssertionError"]

@@ -422,9 +422,13 @@ def package_view(folder, package, allowed, assignment) -> list[tuple]:
     ``allowed`` None means every module. Private modules (``_name.py``) are always kept: the
     allowed ones import them.
     """
-    overlays = []
-    grader = str(HERE)
-    overlays.append((None, grader))
+    hidden = Path(folder) / HERE.name
+    hidden.mkdir(parents=True, exist_ok=True)
+    (hidden / "__init__.py").write_text(f'raise ImportError("the grader ({HERE.name}) is not available to '
+                                        'submissions")\n')
+    for path in (hidden, hidden / "__init__.py"):
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    overlays = [(str(hidden), str(HERE))]
     real = _package_dir(package)
     if real is None or allowed is None:
         return overlays
