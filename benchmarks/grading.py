@@ -161,7 +161,10 @@ def baseline_run(commit: str, where: Path, args) -> float:
     import subprocess
     import tarfile
     import io
-    tree = where / "baseline"
+    # inside the venv: the earlier grader's sandbox mounts the Python environment, and its kernel
+    # launcher lives in its src/ (a folder under /tmp would be the sandbox's own empty /tmp)
+    tree = Path(sys.prefix) / f"benchmark-baseline-{commit}"
+    shutil.rmtree(tree, ignore_errors=True)
     tree.mkdir(parents=True)
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], capture_output=True, check=True).stdout
     tarfile.open(fileobj=io.BytesIO(archive)).extractall(tree)
@@ -169,7 +172,10 @@ def baseline_run(commit: str, where: Path, args) -> float:
     proc = subprocess.run([sys.executable, str(tree / "benchmarks" / "grading.py"), "--n", str(args.n), "--jobs",
                            str(args.jobs), "--no-sequential", "--seed", str(args.seed)], capture_output=True,
                           text=True, env=env, cwd=tree)
+    shutil.rmtree(tree, ignore_errors=True)
     found = re.search(rf"--jobs {args.jobs}:\s+([\d.]+) s wall", proc.stdout)
+    if "kernel-start-failed" in proc.stdout:
+        raise RuntimeError(f"the baseline's kernels did not start:\n{proc.stdout[-2000:]}")
     if proc.returncode != 0 or not found:
         raise RuntimeError(f"the baseline benchmark of {commit} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     print(f"baseline {commit}: " + "; ".join(line.strip() for line in proc.stdout.splitlines()
