@@ -326,6 +326,29 @@ def test_parallel_grading_equals_sequential(tmp_path):
 
 
 @pytest.mark.slow
+def test_scratch_files_hold_the_hidden_tests_privately(tmp_path):
+    import glob
+    import os
+    import tempfile
+    from nbjudge.grade import grade
+    course = support.make_course(tmp_path / "course")
+    support.write(course, "ada", support.submission(course))
+    before = set(glob.glob(str(Path(tempfile.gettempdir()) / "nbjudge-grade-*")))
+    grade(course, "tiny", log=lambda *a: None, keep_scratch=True, overrides=support.FAST)
+    (scratch,) = set(glob.glob(str(Path(tempfile.gettempdir()) / "nbjudge-grade-*"))) - before
+    scratch = Path(scratch)
+    try:
+        assert "relu fails on a 2-D input" in (scratch / "spec.json").read_text(), "the spec holds the hidden tests"
+        for path in [scratch, scratch / "ada", scratch / "ada" / "out"]:
+            assert path.stat().st_mode & 0o777 == 0o700, f"{path}: {oct(path.stat().st_mode)}"
+        for path in [scratch / "spec.json", scratch / "ada" / "job.json", scratch / "ada" / "out" / "assignment.ipynb"]:
+            assert path.stat().st_mode & 0o777 == 0o600, f"{path}: {oct(path.stat().st_mode)}"
+    finally:
+        import shutil
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@pytest.mark.slow
 def test_unsandboxed_run_is_marked(tmp_path):
     course = support.make_course(tmp_path / "course")
     support.write(course, "ada", support.submission(course))
@@ -334,3 +357,35 @@ def test_unsandboxed_run_is_marked(tmp_path):
     assert any("WITHOUT isolation" in line for line in log)
     assert course_cli.main(["report", "tiny", "--course-dir", str(course)]) == 0
     assert "UNSANDBOXED (--no-sandbox)" in (course / "reports" / "tiny" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("hostile", ["a\r# Owned heading", "x|y\n## z", "<script>alert(1)</script>", "a\u2028b",
+                                     "tab\there"])
+def test_report_cells_cannot_break_the_table(hostile):
+    from nbjudge.report import markdown_cell
+    cell = markdown_cell(hostile)
+    assert "\r" not in cell and "\n" not in cell and "\u2028" not in cell and "\t" not in cell
+    assert "<script" not in cell and "|" not in cell.replace("\\|", "")
+
+
+@pytest.mark.parametrize("value, expected", [("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+                                             ("+1", "'+1"), ("-2", "'-2"), ("@SUM(A1)", "'@SUM(A1)"),
+                                             ("\rx", "'\rx"), ("plain", "plain"), (3.5, 3.5)])
+def test_csv_cells_are_never_formulas(value, expected):
+    from nbjudge.report import csv_cell
+    assert csv_cell(value) == expected
+
+
+@pytest.mark.slow
+def test_without_cgroups_grading_runs_and_the_report_says_so(tmp_path, monkeypatch):
+    from nbjudge import cgroups
+    monkeypatch.setattr(cgroups, "detect", lambda *a, **k: cgroups.Support(False, "no cgroup filesystem here"))
+    course = support.make_course(tmp_path / "course")
+    support.write(course, "ada", support.submission(course))
+    results, log = support.quiet_grade(course)
+    assert results[0].score == 3.0
+    assert any("CPU and memory were not isolated between submissions: no cgroup filesystem here" in line
+               for line in log), log
+    assert course_cli.main(["report", "tiny", "--course-dir", str(course)]) == 0
+    lines = (course / "reports" / "tiny" / "report.md").read_text().splitlines()
+    assert lines[2].startswith("**CPU and memory were not isolated between submissions"), lines[:4]

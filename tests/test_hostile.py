@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import os
 import time
 from pathlib import Path
 
@@ -38,6 +39,13 @@ R_BAD = "def relu(z):\n    return z"
 A_BAD = "def accuracy(y_true, y_pred):\n    return 0.5"
 DUE = "2026-03-01 12:00:00"
 
+# An output nested 900 levels deep.
+DEEP = """from IPython.display import display
+_deep = 0
+for _ in range(900):
+    _deep = [_deep]
+display({"application/json": {"deep": _deep}}, raw=True)
+"""
 # An AST transformer that turns every later `assert` into `pass`.
 AST_PASS = """import ast
 class _NoAsserts(ast.NodeTransformer):
@@ -147,6 +155,7 @@ class Case:
     raw: bytes | None = None
     files: dict = dataclasses.field(default_factory=dict)
     notebook: bool = True    # write a notebook at all
+    link: str | None = None  # "notebook" or "folder": a symbolic link to the course's solutions instead
 
 
 def _test_cell(grade_id):
@@ -169,6 +178,13 @@ def _meta(**changes):
     def edit(nb):
         support.cell_of(nb, "test_relu").metadata["nbgrader"].update(changes)
     return edit
+
+
+def _sneaky_grade_id(nb):
+    """A cell whose grade_id would end a report row and start a heading of its own."""
+    extra = nbformat.v4.new_code_cell("x = 1", metadata={"nbgrader": {"grade_id": "bonus\r# Owned | <b>x</b>",
+                                                                        "grade": True, "points": 5}})
+    nb.cells.append(extra)
 
 
 def _set(grade_id, key, value):
@@ -235,6 +251,11 @@ CASES = [
     Case("floods_in_call", 1, 2, ("output-truncated",), flagged=False, answers={
         "relu": "def relu(z):\n    print('x' * 30_000_000)\n    return np.maximum(0.0, np.asarray(z, dtype=float))"}),
     Case("dies_in_call", 0, 2, ("kernel-died",), answers={"relu": "import os\ndef relu(z):\n    os._exit(3)"}),
+    # -- the grader's own robustness ---------------------------------------------------------------
+    Case("linked_notebook", 0, 0, ("symlink-dropped",), link="notebook"),
+    Case("linked_folder", 0, 0, ("symlink-dropped",), link="folder"),
+    Case("deep_output", 1, 2, ("malformed-output",), answers={"relu": DEEP + R_OK}),
+    Case("sneaky_grade_id", 1, 2, ("unknown-grade-id",), edit=_sneaky_grade_id),
     Case("malformed_json", 0, 0, ("unreadable-notebook",), raw=b'{"cells": [ {"cell_type": "code", '),
     Case("missing_notebook", 0, 0, ("missing-notebook",), notebook=False, files={"notes.txt": "I forgot\n"}),
     Case("empty_folder", 0, 0, ("missing-notebook",), notebook=False),
@@ -254,6 +275,14 @@ HONEST = {"ada": {}, "ben": {"relu": R_BAD}, "cy": None}
 
 
 def _write_case(course, case):
+    if case.link == "notebook":
+        folder = support.write(course, case.name)
+        (folder / "assignment.ipynb").symlink_to(course / "solutions" / "tiny" / "assignment.ipynb")
+        return
+    if case.link == "folder":
+        (course / "submitted" / case.name).mkdir(parents=True)
+        (course / "submitted" / case.name / "tiny").symlink_to(course / "solutions" / "tiny")
+        return
     if not case.notebook:
         support.write(course, case.name, files=case.files)
         return
@@ -364,8 +393,7 @@ def test_case(graded, case):
 
 def test_recorded_cells_hold_no_test_source(graded):
     """A hook that records every cell the kernel runs, printed from a later visible cell, sees no test
-    source (tests run in the judge): what reaches the graded notebook and the feedback is only the
-    judge's requests (names and arguments)."""
+    source: tests run in the judge, and the judge's requests run silently (no pre_run_cell)."""
     import base64
     import zlib
 
@@ -373,7 +401,6 @@ def test_recorded_cells_hold_no_test_source(graded):
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     blob = printed.split("BLOB:", 1)[1].split()[0]
     seen = zlib.decompress(base64.b64decode(blob)).decode()
-    assert "_nbjudge_bridge" in seen, "the recorder should have seen the judge's requests"
     source = support.source(graded["course"])
     for cell in source.cells:
         if cell.metadata.get("nbgrader", {}).get("grade") and cell.cell_type == "code" and \
@@ -395,6 +422,14 @@ def test_verdicts_come_from_the_judge_not_the_kernel(graded):
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert any(o.ename == "ImportError" and "not available in assignment tiny" in o.evalue for o in errors), \
         "importing a module the assignment does not allow must fail with an ImportError that names the rule"
+
+
+def test_report_tables_cannot_be_broken(graded):
+    report = (graded["course"] / "reports" / "tiny" / "report.md").read_text()
+    assert not any(line.startswith("# Owned") for line in report.splitlines()), "a grade id started a heading"
+    assert "<b>x</b>" not in report
+    rows = list(csv.reader(open(graded["course"] / "reports" / "tiny" / "incidents.csv")))
+    assert all(not cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
 
 
 def test_late_penalty_follows_the_course_policy(graded):

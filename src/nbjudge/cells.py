@@ -261,6 +261,8 @@ SUSPICIOUS_MODULES = {
     "subprocess": "runs other programs", "multiprocessing": "creates processes", "signal": "handles signals",
     "importlib": "imports by name", "builtins": "modifies the builtins", "gc": "searches the interpreter's objects",
     "inspect": "inspects the caller's frames", "nbgrader": "imports the grader", "pty": "runs other programs",
+    "_posixsubprocess": "starts processes past the audit hook", "posix": "calls the operating system directly",
+    "nbjudge": "imports the grader", "_nbjudge_protocol": "touches the judge's protocol",
     "shutil": None,
 }
 #: attributes through which code reaches into IPython or the kernel that runs it

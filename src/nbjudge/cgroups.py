@@ -473,6 +473,19 @@ class Run:
             raise CgroupError(f"cannot create the run's cgroup folder {exc.filename}: {exc.strerror}") from exc
         return cls(support, name, tuple(made))
 
+    def to_dict(self) -> dict:
+        """The run as plain data, for a worker process (:meth:`from_dict`)."""
+        return {"name": self.name, "folders": [str(f) for f in self.folders], "version": self.support.version,
+                "reason": self.support.reason, "leaf": self.support.leaf,
+                "hierarchies": [[list(h.controllers), str(h.base)] for h in self.support.hierarchies]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Run":
+        """A run opened by another process (its boxes are this process's to remove)."""
+        support = Support(True, str(data["reason"]), int(data["version"]),
+                          tuple(Hierarchy(tuple(c), Path(b)) for c, b in data["hierarchies"]), bool(data["leaf"]))
+        return cls(support, str(data["name"]), tuple(Path(f) for f in data["folders"]))
+
     def close(self) -> None:
         """Kill and remove every box of this run, then the run's folders (idempotent)."""
         errors = []

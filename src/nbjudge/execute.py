@@ -70,6 +70,24 @@ def _program(detail: str) -> str:
     return os.path.basename(match.group(1)) if match else ""
 
 
+#: outputs nested deeper than this (JSON of a display message) are dropped: nothing downstream
+#: (nbformat's validation, the formgrader) handles them
+MAX_OUTPUT_DEPTH = 64
+
+
+def _depth(value) -> int:
+    """Nesting depth of a JSON-like value, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            if level > MAX_OUTPUT_DEPTH:
+                return level
+            stack.extend((v, level + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def _output_size(content) -> int:
     """Rough size in bytes of an output message's content (text and data)."""
     size = 0
@@ -206,6 +224,11 @@ class SandboxedExecute(Execute):
         the limit; anything else past the limit is dropped. Dropped bytes are reported.
         """
         content = msg.get("content", {})
+        if _depth(content) > MAX_OUTPUT_DEPTH:
+            self._note("malformed-output", f"{self._label(self.nb.cells[cell_index], cell_index)} displayed an "
+                       f"output nested deeper than {MAX_OUTPUT_DEPTH} levels; it was dropped",
+                       cell=self._label(self.nb.cells[cell_index], cell_index), key=("deep", cell_index))
+            return None
         if msg["msg_type"] == "error":
             content["evalue"] = str(content.get("evalue", ""))[:10_000]
             content["traceback"] = [str(line)[:10_000] for line in (content.get("traceback") or [])[-60:]]
@@ -240,6 +263,30 @@ class SandboxedExecute(Execute):
         os.chmod(conn, 0o700)
         return conn
 
+    def _box(self, kind):
+        """A cgroup for one sandbox (:mod:`nbjudge.cgroups`), or None where the run has none."""
+        data = self.grading.get("cgroup")
+        if not data or not self.sandbox.enabled:
+            return None
+        from . import cgroups
+        if self._cgroup_run is None:
+            self._cgroup_run = cgroups.Run.from_dict(data)
+        self._boxes_made += 1
+        tmp = 2 * self.sandbox.tmp_mb  # its /tmp and working folder are in memory too
+        box = cgroups.Box.create(f"{self.grading.get('box_prefix', 'box')}-{kind}{self._boxes_made}",
+                                 run=self._cgroup_run, memory_bytes=(self.sandbox.memory_mb + tmp) * 2**20,
+                                 pids_max=self.sandbox.max_processes)
+        self._live_boxes.append(box)
+        return box
+
+    def _remove_boxes(self, keep=()):
+        for box in [b for b in self._live_boxes if b not in keep]:
+            try:
+                box.remove()
+            except Exception:
+                pass
+            self._live_boxes.remove(box)
+
     async def _start(self):
         conn = self._conn_dir()
         fifo = os.path.join(conn, "audit.fifo")
@@ -248,7 +295,9 @@ class SandboxedExecute(Execute):
             os.chown(fifo, self.grading["uid"], self.grading["uid"])
         self._audit = AuditReader(fifo)
         self.km = SandboxKernelManager(config=self.config)
-        self.km.grading = {**self.grading, "sandbox": self.sandbox, "conn_dir": conn, "audit_fifo": fifo}
+        self._kernel_box = self._box("kernel")
+        self.km.grading = {**self.grading, "sandbox": self.sandbox, "conn_dir": conn, "audit_fifo": fifo,
+                           "box": self._kernel_box}
         env = None
         if not self.sandbox.enabled:
             env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.grading["workdir"],
@@ -294,6 +343,9 @@ class SandboxedExecute(Execute):
         for conn in self._conn_dirs:
             shutil.rmtree(conn, ignore_errors=True)
         self._conn_dirs = []
+        if getattr(self, "_kernel_box", None) is not None:
+            self._remove_boxes(keep=[b for b in self._live_boxes if b is not self._kernel_box])
+            self._kernel_box = None
 
     async def _run_cell(self, cell, index, timeout) -> str:
         """Execute one cell in the student's kernel; ``"ok"``, ``"error"``, ``"timeout"`` or ``"died"``."""
@@ -308,6 +360,13 @@ class SandboxedExecute(Execute):
             return "timeout"
         except DeadKernelError:
             return "died"
+        except Exception as exc:  # a message the grader cannot read (nested too deep, not JSON, ...)
+            self._note("malformed-output", f"{self._label(cell, index)}: the kernel sent a message the grader "
+                       f"could not read ({type(exc).__name__}: {str(exc)[:120]}); the cell scores 0 and the kernel "
+                       "was restarted", cell=self._label(cell, index))
+            self._fail_cell(cell, "GraderError", "the kernel sent an output the grader could not read")
+            await self._lose_kernel()
+            return "lost"
         if not cell.source.strip():
             return "ok"
         return self.cell_status.get(index, "ok")
@@ -325,14 +384,14 @@ class SandboxedExecute(Execute):
                                                               "or was stopped earlier)"}}
         text = json.dumps(request, separators=(",", ":"))
         code = f"__import__('_nbjudge_bridge').serve({text!r})"
-        msg_id = self.kc.execute(code, silent=False, store_history=False, allow_stdin=True, stop_on_error=False)
+        msg_id = self.kc.execute(code, silent=True, store_history=False, allow_stdin=True, stop_on_error=False)
         sockets = {self.kc.iopub_channel.socket: "iopub", self.kc.stdin_channel.socket: "stdin",
                    self.kc.shell_channel.socket: "shell"}
         poller = zmq.asyncio.Poller()
         for sock in sockets:
             poller.register(sock, zmq.POLLIN)
         payload, replied, idle = None, False, False
-        while not (replied and idle):
+        while not (replied and (idle or payload is not None)):
             left = deadline - time.monotonic()
             if left <= 0:
                 await self._lose_kernel()
@@ -402,6 +461,9 @@ class SandboxedExecute(Execute):
         if self.sandbox.enabled:
             command = judge_command(inner, stage=g["stage"], sandbox=self.sandbox, bwrap=g["bwrap"],
                                     uid=g.get("judge_uid"), ro_paths=g["ro_paths"])
+            self._judge_box = self._box("judge")
+            if self._judge_box is not None:
+                command = self._judge_box.wrap(command)
             cwd = g["scratch"]
         else:
             command, cwd = inner, g["stage"]
@@ -419,6 +481,9 @@ class SandboxedExecute(Execute):
         if self.judge is not None:
             await self.judge.stop()
             self.judge = None
+        if getattr(self, "_judge_box", None) is not None:
+            self._remove_boxes(keep=[b for b in self._live_boxes if b is not self._judge_box])
+            self._judge_box = None
 
     async def _judge_run(self, op, gid, source, deadline):
         """Run one cell in the judge; its outcome dict."""
@@ -509,6 +574,8 @@ class SandboxedExecute(Execute):
         self._seen, self._total_out, self._conn_dirs = set(), 0, []
         self._setup_sources, self._kernel_lost = [], False
         self._call_output, self._calling = {}, None
+        self._cgroup_run, self._live_boxes, self._boxes_made = None, [], 0
+        self._kernel_box = self._judge_box = None
         self.km = self.kc = None
         self.judge = None
         self.timeout_per_cell = int(self.timeout or 30)
@@ -575,8 +642,9 @@ class SandboxedExecute(Execute):
                     pos += 1
                     continue
                 outcome = await self._run_cell(cell, i, min(self.timeout_per_cell, left))
-                if outcome in ("timeout", "died"):
-                    self._cell_lost(cell, label, outcome)
+                if outcome in ("timeout", "died", "lost"):
+                    if outcome != "lost":
+                        self._cell_lost(cell, label, outcome)
                     self.cell_status[i] = outcome
                     if restarts >= self.sandbox.max_restarts or not await self._restart(done, deadline):
                         self._give_up(code[pos + 1:], restarts, label)
@@ -651,7 +719,7 @@ class SandboxedExecute(Execute):
                                                min(self.timeout_per_cell, deadline - time.monotonic()))
             finally:
                 self.nb.cells.pop()
-            if outcome in ("timeout", "died"):
+            if outcome in ("timeout", "died", "lost"):
                 self._note("replay-failed", f"replaying {self._label(self.nb.cells[j], j)} after a "
                            f"restart failed ({outcome}); later cells may miss its definitions")
                 done.remove(j)

@@ -19,8 +19,11 @@ hidden-test text (:func:`find_leaks`); a file that leaks is deleted and the comm
 """
 from __future__ import annotations
 
+import contextlib
 import html
 import re
+import signal
+import threading
 from pathlib import Path
 
 from nbformat import NotebookNode
@@ -150,14 +153,59 @@ PREPROCESSORS = ["nbgrader.preprocessors.GetGrades", "nbjudge.feedback.HideHidde
                  "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor"]
 
 
-def _fallback_page(student, name, found) -> str:
-    reasons = "".join(f"<li>{html.escape(i.message)}</li>" for i in found if i.severity == "error") or \
-        "<li>the notebook could not be graded</li>"
+class FeedbackTimeout(Exception):
+    """Making one student's feedback took longer than the limit."""
+
+
+#: seconds one student's feedback may take (c.Feedback.timeout)
+FEEDBACK_TIMEOUT = 120.0
+
+
+@contextlib.contextmanager
+def _time_limit(seconds):
+    """Raise :class:`FeedbackTimeout` in this (main) thread after ``seconds``."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise FeedbackTimeout()
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _own_text(folder: Path) -> str:
+    """The source of the student's own cells (answers and added cells) in their graded notebooks."""
+    import nbformat
+    parts = []
+    for path in sorted(folder.glob("*.ipynb")):
+        try:
+            nb = nbformat.read(path, as_version=4)
+        except Exception:
+            continue
+        for cell in nb.cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if meta.get("solution") or not meta.get("locked"):
+                parts.append(cell.source)
+    return "\n".join(parts)
+
+
+def _fallback_page(student, name, found, problem=None) -> str:
+    reasons = ([f"<li>{html.escape(problem)}</li>"] if problem else []) + \
+        [f"<li>{html.escape(i.message)}</li>" for i in found if i.severity == "error"]
+    reasons = "".join(reasons) or "<li>the notebook could not be graded</li>"
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(name)}: feedback</title></head>"
             f"<body><h1>{html.escape(name)}: feedback for {html.escape(student)}</h1>"
-            f"<p>Your submission could not be graded automatically:</p><ul>{reasons}</ul>"
-            "<p>Your score for this assignment is 0 until this is resolved. Contact the instructor, "
-            "and keep your notebook.</p></body></html>\n")
+            + (f"<p>Your feedback page could not be made:</p><ul>{reasons}</ul><p>Your grade is in the "
+               "gradebook; ask the instructor for the details.</p></body></html>\n" if problem else
+               f"<p>Your submission could not be graded automatically:</p><ul>{reasons}</ul>"
+               "<p>Your score for this assignment is 0 until this is resolved. Contact the instructor, "
+               "and keep your notebook.</p></body></html>\n"))
 
 
 def generate(course_dir, name, *, students=None, log=print) -> list[Path]:
@@ -184,26 +232,36 @@ def generate(course_dir, name, *, students=None, log=print) -> list[Path]:
         raise GradingError(f"nothing to give feedback on: no graded submissions of {name}")
     written = []
     recorded = store.load(course_dir, name)
+    limit = float(config.Feedback.get("timeout", FEEDBACK_TIMEOUT)) if "Feedback" in config else FEEDBACK_TIMEOUT
     for student in wanted:
         out = course_dir / "feedback" / student / name
         has_notebooks = any((course_dir / "autograded" / student / name).glob("*.ipynb"))
+        problem = None
         if has_notebooks:
             coursedir = CourseDirectory(config=config)
             coursedir.root = str(course_dir)
             coursedir.assignment_id = name
             coursedir.student_id = student
             converter = GenerateFeedback(coursedir=coursedir, config=config)
-            converter.start()
+            try:
+                with _time_limit(limit):
+                    converter.start()
+            except FeedbackTimeout:
+                problem = f"the feedback page took longer than {limit:g} s to make (c.Feedback.timeout)"
+                log(f"  {student}: {problem}; a short page says so")
         for nb_name in spec["notebooks"]:
             page = out / f"{nb_name}.html"
-            if not page.is_file():
+            if problem or not page.is_file():
                 out.mkdir(parents=True, exist_ok=True)
-                page.write_text(_fallback_page(student, name, recorded.get(student, [])))
+                page.write_text(_fallback_page(student, name, recorded.get(student, []), problem))
             written.append(page)
     secrets = hidden_secrets(spec)
     leaks = {}
     for student in wanted:
-        leaks.update(find_leaks(course_dir / "feedback" / student / name, secrets))
+        # a hidden-test line that also stands in the student's own code is theirs, not a leak
+        own = _own_text(course_dir / "autograded" / student / name)
+        mine = [s for s in secrets if s not in own and re.sub(r"\s+", "", s) not in re.sub(r"\s+", "", own)]
+        leaks.update(find_leaks(course_dir / "feedback" / student / name, mine))
     if leaks:
         for path in leaks:
             Path(path).unlink()

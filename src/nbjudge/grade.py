@@ -49,6 +49,25 @@ class Graded:
     elapsed: float
     
 
+def _linked_submissions(course_dir, name) -> list[str]:
+    """Students whose ``submitted/<student>`` or ``submitted/<student>/<name>`` is a symbolic link."""
+    root = Path(course_dir) / "submitted"
+    found = []
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        if folder.name.startswith("."):
+            continue
+        if folder.is_symlink() or (folder.is_dir() and (folder / name).is_symlink()):
+            found.append(folder.name)
+    return found
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a file only its owner can read (0600 from the start)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
 def read_timestamp(folder: Path):
     """(timestamp or None, incidents) from ``timestamp.txt`` as nbgrader reads it."""
     from nbgrader.utils import parse_utc
@@ -96,7 +115,8 @@ def record(course_dir, name, student, result, error, spec, config, url) -> Grade
     course_dir = Path(course_dir)
     submitted = course_dir / "submitted" / student / name
     target = course_dir / "autograded" / student / name
-    timestamp, found = read_timestamp(submitted)
+    linked = submitted.is_symlink() or submitted.parent.is_symlink()  # never followed
+    timestamp, found = (None, []) if linked else read_timestamp(submitted)
     all_incidents = list(found)
     if result is None:
         all_incidents.append(Incident("grader-error", f"the grader could not finish this submission "
@@ -114,7 +134,7 @@ def record(course_dir, name, student, result, error, spec, config, url) -> Grade
     target.mkdir(parents=True)
     from .worker import _regular_files
     graded_files = {f"{nb}.ipynb" for nb in spec["notebooks"]}
-    for rel in _regular_files(submitted)[0] if submitted.is_dir() else []:
+    for rel in _regular_files(submitted)[0] if submitted.is_dir() and not linked else []:
         if not rel.endswith(".ipynb"):
             (target / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(submitted / rel, target / rel)
@@ -238,7 +258,7 @@ class Worker:
     def run(self, job, budget):
         """Grade one job; return (result or None, error message or None)."""
         job_path = Path(job["scratch"]) / "job.json"
-        job_path.write_text(json.dumps(job))
+        _write_private(job_path, json.dumps(job))
         started = time.monotonic()
         if self.proc is None or self.proc.poll() is not None:
             self._start()
@@ -344,19 +364,42 @@ def grade(course_dir, name, *, jobs=None, sandbox=True, students=None, overrides
         raise GradingError(str(exc)) from exc
     spec = assignment_spec(course_dir, name, url)
     everyone = submissions(course_dir, name)
+    linked = _linked_submissions(course_dir, name)
     if students:
+        linked = [s for s in linked if s in students]
         unknown = sorted(set(students) - set(everyone))
         if unknown:
             raise GradingError(f"no submission of {name} for {', '.join(unknown)} in {course_dir / 'submitted'}")
-        everyone = [s for s in everyone if s in students]
-    if not everyone:
+        everyone = [s for s in everyone if s in students and s not in linked]
+    for student in linked:  # recorded with an incident and 0 points, never followed
+        outcome = record(course_dir, name, student, {"notebooks": {nb: {"status": "missing", "incidents": [
+            Incident("symlink-dropped", f"submitted/{student}/{name} (or the student's folder) is a symbolic "
+                     "link; it was not followed and nothing was graded", notebook=nb).to_dict()]}
+            for nb in spec["notebooks"]}, "incidents": []}, None, spec, config, url)
+        log(f"  {student:<20} {outcome.score:6.2f} / {outcome.max_score:g}   a symbolic link: not followed")
+    if not everyone and not linked:
         raise GradingError(f"no submissions of {name}: expected folders submitted/<student>/{name}/ in {course_dir} "
                            f"(nbjudge collect ZIP puts them there)")
     run_started = time.time()
+    isolation, cgroup_run = "not isolated (--no-sandbox)", None
+    if sandbox:
+        from . import cgroups
+        support = cgroups.detect()
+        isolation = support.summary
+        if support.available:
+            cgroups.cleanup_stale(support)
+            try:
+                cgroup_run = cgroups.Run.open(support, label="grade")
+            except cgroups.CgroupError as exc:
+                isolation = f"{cgroups.NOT_ISOLATED}: {exc}."
+        if cgroup_run is None:
+            log(f"WARNING: {isolation}")
+    # The scratch folder holds the hidden tests (spec.json, executed notebooks): the grader's alone
+    # (0700, files 0600). The sandboxes reach only the parts bound into them (stage, kit, view).
     scratch_root = Path(tempfile.mkdtemp(prefix="nbjudge-grade-"))
-    os.chmod(scratch_root, 0o755)
+    os.chmod(scratch_root, 0o700)
     spec_path = scratch_root / "spec.json"
-    spec_path.write_text(json.dumps(spec))
+    _write_private(spec_path, json.dumps(spec))
     kit = student_kit(scratch_root / "kit")
     allowed = {nb: allowed_modules(course_dir, name, nb) for nb in spec["notebooks"]}
     overlays = {nb: package_view(scratch_root / "view" / nb, "nnlab", allowed[nb], name) for nb in spec["notebooks"]}
@@ -371,15 +414,15 @@ def grade(course_dir, name, *, jobs=None, sandbox=True, students=None, overrides
         slot = slots.get()
         try:
             scratch = scratch_root / student
-            scratch.mkdir()
-            os.chmod(scratch, 0o755)
+            scratch.mkdir(mode=0o700)
             job = {"course_dir": str(course_dir), "assignment": name, "student": student,
                    "spec_path": str(spec_path), "submission_dir": str(course_dir / "submitted" / student / name),
                    "source_dir": str(course_dir / "solutions" / name), "scratch": str(scratch),
                    "out_dir": str(scratch / "out"), "workdir": str(course_dir / "autograded" / student / name),
                    "uid": uids[slot][0] if uids else None, "judge_uid": uids[slot][1] if uids else None,
                    "ro_paths": ro_paths, "bwrap": bwrap, "no_sandbox": not sandbox, "overrides": overrides or {},
-                   "kit": kit, "overlays": overlays, "allowed": allowed}
+                   "kit": kit, "overlays": overlays, "allowed": allowed, "slot": slot,
+                   "cgroup": cgroup_run.to_dict() if cgroup_run else None}
             return workers[slot].run(job, budget)
         finally:
             slots.put(slot)
@@ -407,10 +450,13 @@ def grade(course_dir, name, *, jobs=None, sandbox=True, students=None, overrides
     finally:
         for worker in workers:
             worker.close()
+        if cgroup_run is not None:
+            cgroup_run.close()
         if not keep_scratch:
             shutil.rmtree(scratch_root, ignore_errors=True)
     elapsed = time.time() - run_started
     run_info = {"assignment": name, "students": len(everyone), "jobs": jobs, "sandbox": bool(sandbox),
+                "isolation": isolation, "isolated": cgroup_run is not None,
                 "seconds": round(elapsed, 1), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
     folder = course_dir / "reports" / name
     folder.mkdir(parents=True, exist_ok=True)

@@ -100,6 +100,7 @@ class Channel:
         self.calls = 0
         self._handle_meta = {}
         self._callback_ids: dict[int, int] = {}
+        self._rng_agreed = None           # NumPy's global random state as both sides last had it
         self.undefined: list[str] = []    # names a test used that the student's cells do not define
         self.not_data: list[str] = []     # student values that could not be used as data
         self.incidents: list[dict] = []
@@ -137,7 +138,10 @@ class Channel:
         if args is not None:
             message["args"] = protocol.encode(list(args[0]), self._reference)
             message["kwargs"] = protocol.encode(dict(args[1]), self._reference)
-            message["context"] = {"errstate": np.geterr(), "np_random": protocol.encode(np.random.get_state())}
+            message["context"] = {"errstate": np.geterr()}
+            state = np.random.get_state()
+            if not _same_state(state, self._rng_agreed):  # the student's side knows it already otherwise
+                message["context"]["np_random"] = protocol.encode(state)
         write_frame(self.out, {"request": message})
         while True:
             frame = read_frame(self.inp)
@@ -181,6 +185,7 @@ class Channel:
                         _apply(dict(args[1]), protocol.decode(back["kwargs"], self._resolve))
                     if "np_random" in reply:
                         np.random.set_state(protocol.decode(reply["np_random"]))
+                    self._rng_agreed = np.random.get_state()
                 return value
         except (ProtocolError, KeyError, TypeError, ValueError) as exc:
             raise BrokenProtocol(f"the student's kernel answered with data that may not cross ({exc})") from None
@@ -216,6 +221,11 @@ class Channel:
         finally:
             self.in_callback -= 1
         write_frame(self.out, {"callback_reply": answer})
+
+
+def _same_state(a, b) -> bool:
+    """Whether two states of NumPy's legacy global generator (``np.random.get_state()``) are equal."""
+    return b is not None and a[0] == b[0] and a[2:] == b[2:] and np.array_equal(a[1], b[1])
 
 
 def _apply(old, new):
@@ -510,6 +520,7 @@ def main() -> int:
         namespace.student = op == "test"
         namespace.cache = {}
         channel.calls, channel.undefined, channel.not_data = 0, [], []
+        channel._rng_agreed = None  # the student's cells may have drawn from it since the last test
         outcome = run_cell(namespace, frame.get("source", ""), f"<{frame.get('cell') or 'cell'}>")
         namespace.student = False
         outcome.update(calls=channel.calls, undefined=sorted(set(channel.undefined)), not_data=channel.not_data[:5])

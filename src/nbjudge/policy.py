@@ -78,6 +78,7 @@ KINDS = {
     "kernel-died": ("error", "the student's kernel died (os._exit, a crash, a resource limit)"),
     "kernel-start-failed": ("error", "the student's kernel could not start"),
     "judge-error": ("error", "the judge process failed while running a test"),
+    "malformed-output": ("error", "the kernel sent an output the grader cannot read or keep (nested too deep, ...)"),
     "memory-limit": ("error", "a cell ran out of memory"),
     "process-limit": ("error", "a cell hit the process limit"),
     "file-size-limit": ("error", "a cell wrote a file above the size limit"),

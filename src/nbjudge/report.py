@@ -9,7 +9,9 @@ Reads the gradebook and the recorded incidents and writes, to ``reports/<assignm
 """
 from __future__ import annotations
 
+import html
 import json
+import re
 from pathlib import Path
 
 
@@ -59,14 +61,36 @@ def question_table(grades):
     return table.fillna({"std": 0.0})
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def markdown_cell(value) -> str:
+    """``value`` as the text of one Markdown table cell: one line (every control character, ``\\r``
+    included, becomes a space), HTML escaped, ``|`` escaped, so no grade id, student id or message
+    can end the row, start a heading or inject markup."""
+    text = _CONTROL.sub(" ", str(value))
+    return html.escape(text, quote=False).replace("|", "\\|")
+
+
+def csv_cell(value):
+    """``value`` safe for a spreadsheet: text starting with ``= + - @`` (or a tab or carriage return)
+    is prefixed with ``'`` so that it is never read as a formula (CSV injection)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def _safe_csv(df):
+    return df.map(csv_cell) if not df.empty else df
+
+
 def _markdown_table(df, floats="{:.2f}") -> str:
     if df.empty:
         return "(none)\n"
-    cols = list(df.columns)
+    cols = [markdown_cell(c) for c in df.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, row in df.iterrows():
-        cells = [floats.format(v) if isinstance(v, float) else str(v).replace("|", "\\|").replace("\n", " ")
-                 for v in row]
+        cells = [floats.format(v) if isinstance(v, float) else markdown_cell(v) for v in row]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -108,15 +132,21 @@ def build(course_dir, name, out=None, log=print) -> Path:
     manual = manual[["student", "question", "kind"]] if not manual.empty else pd.DataFrame(
         columns=["student", "question", "kind"])
     review = sorted({r["student"] for r in incident_rows if r["severity"] in ("review", "integrity", "error")})
-    questions.to_csv(out / "questions.csv", index=False)
-    totals.to_csv(out / "totals.csv", index=False)
-    incidents.to_csv(out / "incidents.csv", index=False)
+    _safe_csv(questions).to_csv(out / "questions.csv", index=False)
+    _safe_csv(totals).to_csv(out / "totals.csv", index=False)
+    _safe_csv(incidents).to_csv(out / "incidents.csv", index=False)
     max_score = float(totals["max_score"].iloc[0]) if not totals.empty else 0.0
     if not totals.empty:
         histogram(totals, max_score, out / "histogram.png", f"{name}: totals of {len(totals)} submissions")
     run_file = out / "last-grading-run.json"
     run = json.loads(run_file.read_text()) if run_file.is_file() else {}
     text = [f"# Grading report: {name}\n"]
+    if run and run.get("isolated") is False:
+        text.append(f"**{markdown_cell(run.get('isolation', 'CPU and memory were not isolated between submissions'))}** "
+                    "One submission could slow down or starve the one graded beside it: regrade with `--jobs 1`, "
+                    "or on a machine with cgroups (see teaching.md).\n")
+    elif run and run.get("isolation"):
+        text.append(f"{markdown_cell(run['isolation'])}\n")
     if run:
         mode = "sandboxed (bubblewrap)" if run.get("sandbox") else "**UNSANDBOXED (--no-sandbox)**"
         text.append(f"Last grading run: {run.get('finished')}, {run.get('students')} submission(s), "
@@ -132,7 +162,8 @@ def build(course_dir, name, out=None, log=print) -> Path:
     text.append(f"## Needs manual grading ({len(manual)})\n\nOpen the formgrader (start `jupyter lab` in the course folder, menu Nbgrader → Formgrader) for "
                 "these; autograded test cells appear here when their scores were withheld.\n\n"
                 + _markdown_table(manual))
-    text.append(f"## Flagged for review ({len(review)})\n\n" + (", ".join(review) if review else "(none)") + "\n")
+    text.append(f"## Flagged for review ({len(review)})\n\n" + (", ".join(markdown_cell(r) for r in review)
+                                                             if review else "(none)") + "\n")
     text.append(f"## Incidents ({len(incidents)})\n\n" + _markdown_table(incidents))
     report = out / "report.md"
     report.write_text("\n".join(text))

@@ -353,9 +353,11 @@ class SandboxKernelManager(AsyncKernelManager):
             cmd.extend(launcher_args if arg == "{launcher_args}" else [arg])
         if not sandbox.enabled:
             return cmd
-        return build_command(cmd, workdir=g["workdir"], stage=g["stage"], conn_dir=g["conn_dir"],
-                             sandbox=sandbox, bwrap=g["bwrap"], uid=g.get("uid"), ro_paths=g["ro_paths"],
-                             stage_bytes=g.get("stage_bytes", 0), kit=g["kit"], overlays=g.get("overlays", ()))
+        cmd = build_command(cmd, workdir=g["workdir"], stage=g["stage"], conn_dir=g["conn_dir"],
+                            sandbox=sandbox, bwrap=g["bwrap"], uid=g.get("uid"), ro_paths=g["ro_paths"],
+                            stage_bytes=g.get("stage_bytes", 0), kit=g["kit"], overlays=g.get("overlays", ()))
+        box = g.get("box")  # the sandbox's cgroup (nbjudge.cgroups): bwrap and all it starts run in it
+        return box.wrap(cmd) if box is not None else cmd
 
 
 def judge_command(inner, *, stage, sandbox: Sandbox, bwrap: str, uid=None, ro_paths=()) -> list[str]:

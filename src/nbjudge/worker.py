@@ -132,7 +132,8 @@ def run(job: dict) -> dict:
 
     started = time.monotonic()
     out = Path(job["out_dir"])
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.umask(0o077)  # executed notebooks hold the hidden tests: the grader's alone
     config = load_config(job["course_dir"])
     for section, values in job.get("overrides", {}).items():
         for key, value in values.items():
@@ -153,6 +154,11 @@ def run(job: dict) -> dict:
         path = submission / f"{name}.ipynb"
         entry = {"status": "missing", "incidents": []}
         result["notebooks"][name] = entry
+        if path.is_symlink():
+            entry["incidents"].append(Incident(
+                "symlink-dropped", f"{name}.ipynb is a symbolic link (to {os.readlink(path)!r}); it was not "
+                "followed, and the notebook scores 0", notebook=name).to_dict())
+            continue
         if not path.is_file():
             files = sorted(p.name for p in submission.iterdir()) if submission.is_dir() else []
             entry["incidents"].append(Incident(
@@ -176,6 +182,7 @@ def run(job: dict) -> dict:
                             "uid": job.get("uid"), "judge_uid": job.get("judge_uid"), "ro_paths": job["ro_paths"],
                             "bwrap": job.get("bwrap"), "kit": job["kit"],
                             "overlays": [tuple(o) for o in job.get("overlays", {}).get(name, [])],
+                            "cgroup": job.get("cgroup"), "box_prefix": f"s{job.get('slot', 0)}-{os.getpid()}",
                             "host_cwd": str(scratch), "watch": [job["course_dir"]],
                             "stage_bytes": sum(p.stat().st_size for p in (scratch / "stage").rglob("*") if p.is_file())}
         resources = {"nbgrader": {"notebook": name, "assignment": spec["assignment"], "student": job["student"]},
