@@ -488,10 +488,7 @@ def _md_dest_problem(dest: str, image: bool, attachments) -> str | None:
     return "relative link" if scheme is None else f"{scheme}: link"
 
 
-_DEST_SPACE = re.compile(r"[ \t]*\n?[ \t]*")
-
-
-_ANGLE_END = re.compile(r"[<>\n]")
+_DEST_SPACE, _ANGLE_END = re.compile(r"[ \t]*\n?[ \t]*"), re.compile(r"[<>\n]")
 
 
 def _md_destination(text: str, i: int) -> tuple[int, int]:
@@ -605,7 +602,8 @@ def _md_text(text: str, attachments, whats: list, unclosed: list) -> str:
             closer = _closing(text, pos, end, no_close, False)
         if kind in ("ticks", "dollars", "texmath"):
             if closer is None:
-                unclosed[0] += kind != "ticks"
+                if kind != "ticks":
+                    unclosed[0] += 1
                 out.append(token)
             else:                              # code span or math: nbconvert escapes it
                 out.append(text[match.start():closer])
