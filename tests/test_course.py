@@ -189,6 +189,14 @@ def test_leak_check_finds_hidden_lines_through_html(tmp_path):
     assert find_leaks(tmp_path, ["something else entirely"]) == {}
 
 
+def test_hidden_lines_inside_public_lines_are_not_secrets():
+    spec = {"notebooks": {"a": {"cells": [{"source": "assert f([1, 2, 3]) == 6, 'sum'\n### BEGIN HIDDEN TESTS\n"
+                                                     "[1, 2, 3]\nimport numpy as np\nassert f(np.arange(99)) == 4851\n"
+                                                     "### END HIDDEN TESTS",
+                                           "release_source": "import numpy as np\nassert f([1, 2, 3]) == 6, 'sum'"}]}}}
+    assert hidden_secrets(spec) == ["assert f(np.arange(99)) == 4851"]
+
+
 def test_hidden_lines_that_are_public_are_not_secrets():
     spec = {"notebooks": {"a": {"cells": [{"source": "x = f(1)\n### BEGIN HIDDEN TESTS\nx = f(1)\ny = f(99)\n"
                                                      "### END HIDDEN TESTS", "release_source": "x = f(1)"}]}}}

@@ -39,6 +39,13 @@ R_BAD = "def relu(z):\n    return z"
 A_BAD = "def accuracy(y_true, y_pred):\n    return 0.5"
 DUE = "2026-03-01 12:00:00"
 
+# Outputs whose HTML, SVG and JavaScript would run in the formgrader (as the instructor).
+SCRIPTS = """from IPython.display import display, HTML, Javascript, SVG
+display(HTML("<b>hi</b><script>fetch('/api/contents/nbgrader_config.py', {method: 'PUT'})</script>"))
+display(HTML("<img src=x onerror=\\"document.title='pwned'\\">"))
+display(SVG("<svg xmlns='http://www.w3.org/2000/svg' onload='alert(1)'><script>alert(2)</script></svg>"))
+display(Javascript("alert(3)"))
+"""
 # An output nested 900 levels deep.
 DEEP = """from IPython.display import display
 _deep = 0
@@ -256,6 +263,11 @@ CASES = [
     Case("linked_folder", 0, 0, ("symlink-dropped",), link="folder"),
     Case("deep_output", 1, 2, ("malformed-output",), answers={"relu": DEEP + R_OK}),
     Case("sneaky_grade_id", 1, 2, ("unknown-grade-id",), edit=_sneaky_grade_id),
+    # -- content that would run in the instructor's or the student's browser -----------------------
+    Case("script_output", 1, 2, ("unsafe-content",), answers={"relu": SCRIPTS + R_OK}),
+    Case("markdown_script", 1, 2, ("unsafe-content",), answers={
+        "why_accuracy": "Accuracy hides the minority class.<script>fetch('/api/contents/x', {method: 'PUT'})</script>"
+                        "<img src=x onerror=alert(1)>"}),
     Case("malformed_json", 0, 0, ("unreadable-notebook",), raw=b'{"cells": [ {"cell_type": "code", '),
     Case("missing_notebook", 0, 0, ("missing-notebook",), notebook=False, files={"notes.txt": "I forgot\n"}),
     Case("empty_folder", 0, 0, ("missing-notebook",), notebook=False),

@@ -31,6 +31,8 @@ from nbgrader import utils as nbutils
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode
 
+from .sanitize import add_csp
+
 BEGIN, END = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
 MIN_LINE = 12  # shorter hidden lines ("]", "x = 1") are too generic to redact or search for
 
@@ -140,13 +142,17 @@ def find_leaks(feedback_dir, secrets) -> dict[str, list[str]]:
 def hidden_secrets(spec) -> list[str]:
     """Every hidden-test line of an assignment (from :func:`nbjudge.cells.assignment_spec`)
     that students cannot see anyway (lines that also occur in the release are not secret)."""
-    lines, public = set(), set()
+    lines, public = set(), []
     for nb in spec["notebooks"].values():
         for cell in nb["cells"]:
             lines.update(hidden_lines(cell["source"]))
-            public.update(line.strip() for line in cell["release_source"].split("\n"))
-            public.update(line.strip() for line in strip_hidden(cell["source"]).split("\n"))
-    return sorted(lines - public)
+            public.append(cell["release_source"])
+            public.append(strip_hidden(cell["source"]))
+    # a hidden line that stands inside a public one (a literal repeated from a visible test, an
+    # import) is public too: the visible test shows it on every page
+    text = "\n".join(public)
+    squeezed = re.sub(r"\s+", "", text)
+    return sorted(line for line in lines if line not in text and re.sub(r"\s+", "", line) not in squeezed)
 
 
 PREPROCESSORS = ["nbgrader.preprocessors.GetGrades", "nbjudge.feedback.HideHiddenTests",
@@ -255,6 +261,9 @@ def generate(course_dir, name, *, students=None, log=print) -> list[Path]:
                 out.mkdir(parents=True, exist_ok=True)
                 page.write_text(_fallback_page(student, name, recorded.get(student, []), problem))
             written.append(page)
+    for page in written:  # no script runs in a feedback page, whatever it holds
+        if page.is_file():
+            page.write_text(add_csp(page.read_text(errors="replace")))
     secrets = hidden_secrets(spec)
     leaks = {}
     for student in wanted:

@@ -32,6 +32,7 @@ from pathlib import Path
 from . import policy
 from .course import CourseError, course_id, db_url, ensure_assignment, environment, load_config, submissions
 from .policy import FLAGGING, Incident
+from .sanitize import sanitize_notebook
 
 
 class GradingError(CourseError):
@@ -154,6 +155,10 @@ def record(course_dir, name, student, result, error, spec, config, url) -> Grade
             nb = nbformat.read(executed, as_version=4)
             for cell in nb.cells:
                 cell.metadata.pop("nbjudge", None)
+            # the formgrader and the feedback render this notebook: nothing active may stay in it
+            for finding in sanitize_notebook(nb):
+                nb_incidents.append(Incident("unsafe-content", f"{finding}; removed before anyone views the "
+                                             "notebook", notebook=nb_name))
             stderr_before = _stderr_cells(nb)
             nb, resources = IgnorePattern(config=config).preprocess(nb, resources)
             stderr_after = _stderr_cells(nb)

@@ -66,6 +66,8 @@ KINDS = {
     "protocol": ("review", "the student's kernel answered the judge with something that may not cross; "
                            "the test that asked failed"),
     "forbidden-import": ("review", "the submission imported a module the assignment does not allow"),
+    "unsafe-content": ("review", "an output or markdown cell held active content (script, event handler, SVG, "
+                                 "widget, javascript: link); it was removed before anyone viewed the notebook"),
     # scores withheld
     "score-clamped": ("integrity", "a score outside [0, points] was recorded"),
     # the grader could not run (part of) the submission
