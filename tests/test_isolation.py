@@ -1,6 +1,6 @@
 """One submission cannot slow down or starve another: each sandbox runs in its own cgroup.
 
-An honest solution is graded beside a submission that starts eight spinning processes, each in a
+An honest solution is graded beside a submission that starts forty spinning processes, each in a
 session of its own, and keeps them spinning for longer than the honest notebook takes; both run
 at once (``--jobs 2``) with the course's own time limits. With a cgroup per sandbox the spinners
 share one CPU share, and the honest student keeps every point: on a NumPy assignment and on a
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 ROOT = support.ROOT
 
 SPINNERS = """import os, time
-for _ in range(8):
+for _ in range(40):
     if os.fork() == 0:
         os.setsid()
         while True:

@@ -232,8 +232,7 @@ def build_command(inner, *, workdir, stage, conn_dir, sandbox: Sandbox, bwrap: s
     kit : str
         Host folder with the kernel's launcher (:func:`student_kit`); read-only at ``/run/nbjudge/kit``.
     overlays : sequence of (str, str)
-        ``(host, path)`` read-only mounts over parts of ``ro_paths`` (:func:`package_view`), or
-        ``(None, path)`` for an empty folder there.
+        ``(host, path)`` read-only mounts over parts of ``ro_paths`` (:func:`package_view`).
     """
     size = str(sandbox.tmp_mb * 2**20)
     args = [bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
@@ -265,21 +264,26 @@ def build_command(inner, *, workdir, stage, conn_dir, sandbox: Sandbox, bwrap: s
         else:
             args += ["--perms", "0777", "--size", str(sandbox.tmp_mb * 2**20 + int(stage_bytes)), "--tmpfs", path]
     for host, path in overlays:
-        args += ["--ro-bind", host, path] if host else ["--perms", "0555", "--tmpfs", path]
+        args += ["--ro-bind", host, path]
     args += ["--remount-ro", "/", "--chdir", workdir, "--clearenv"]
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp/home", "USER": "student", "LOGNAME": "student",
            "LANG": "C.UTF-8", "IPYTHONDIR": "/tmp/ipython", "MPLCONFIGDIR": "/tmp/matplotlib",
            "KERAS_HOME": "/tmp/keras", "JUPYTER_RUNTIME_DIR": "/tmp/jupyter", "PYTHONDONTWRITEBYTECODE": "1",
            "VIRTUAL_ENV": sys.prefix, **sandbox.env}
+    return args + _as_user(env, uid) + list(inner)
+
+
+def _as_user(env, uid) -> list[str]:
+    """The end of a bwrap command line: the environment, then (as root) the drop to ``uid``: no
+    capabilities, no new privileges, no supplementary groups."""
+    args = []
     for key, value in sorted(env.items()):
         args += ["--setenv", key, str(value)]
-    if uid is not None:
-        setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
-        args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--", setpriv, f"--reuid={uid}",
-                 f"--regid={uid}", "--clear-groups", "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all"]
-    else:
-        args.append("--")
-    return args + list(inner)
+    if uid is None:
+        return args + ["--"]
+    setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
+    return args + ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--", setpriv, f"--reuid={uid}",
+                   f"--regid={uid}", "--clear-groups", "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all"]
 
 
 def count_tasks(uid: int) -> int:
@@ -386,15 +390,7 @@ def judge_command(inner, *, stage, sandbox: Sandbox, bwrap: str, uid=None, ro_pa
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "USER": "judge", "LANG": "C.UTF-8",
            "MPLCONFIGDIR": "/tmp", "KERAS_HOME": "/tmp/keras", "PYTHONDONTWRITEBYTECODE": "1",
            "VIRTUAL_ENV": sys.prefix, **sandbox.env}
-    for key, value in sorted(env.items()):
-        args += ["--setenv", key, str(value)]
-    if uid is not None:
-        setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
-        args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--", setpriv, f"--reuid={uid}",
-                 f"--regid={uid}", "--clear-groups", "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all"]
-    else:
-        args.append("--")
-    return args + list(inner)
+    return args + _as_user(env, uid) + list(inner)
 
 
 def student_kit(folder) -> str:
