@@ -1,6 +1,6 @@
 """One submission cannot slow down or starve another: each sandbox runs in its own cgroup.
 
-An honest solution is graded beside a submission that starts forty spinning processes, each in a
+An honest solution is graded beside a submission that starts sixteen spinning processes, each in a
 session of its own, and keeps them spinning for longer than the honest notebook takes; both run
 at once (``--jobs 2``) with the course's own time limits. With a cgroup per sandbox the spinners
 share one CPU share, and the honest student keeps every point: on a NumPy assignment and on a
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 ROOT = support.ROOT
 
 SPINNERS = """import os, time
-for _ in range(40):
+for _ in range(16):
     if os.fork() == 0:
         os.setsid()
         while True:
@@ -29,8 +29,8 @@ time.sleep(SECONDS)
 """
 
 
-@pytest.mark.parametrize("name, answer, seconds", [("02_backprop", "activation_derivatives", 40),
-                                                   ("07_training_with_keras", "build_classifier", 110)])
+@pytest.mark.parametrize("name, answer, seconds", [("02_backprop", "activation_derivatives", 30),
+                                                   ("07_training_with_keras", "build_classifier", 60)])
 def test_an_honest_submission_keeps_its_points_beside_spinning_processes(tmp_path, name, answer, seconds):
     support_ = cgroups.detect()
     if not support_.available:
