@@ -378,7 +378,7 @@ def test_report_cells_cannot_break_the_table(hostile):
 
 @pytest.mark.parametrize("value, expected", [("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
                                              ("+1", "'+1"), ("-2", "'-2"), ("@SUM(A1)", "'@SUM(A1)"),
-                                             ("\rx", "'\rx"), ("plain", "plain"), (3.5, 3.5)])
+                                             ("\rx", "' x"), ("a\r\nb", "a  b"), ("plain", "plain"), (3.5, 3.5)])
 def test_csv_cells_are_never_formulas(value, expected):
     from nbjudge.report import csv_cell
     assert csv_cell(value) == expected

@@ -391,7 +391,7 @@ class SandboxedExecute(Execute):
         for sock in sockets:
             poller.register(sock, zmq.POLLIN)
         payload, replied, idle = None, False, False
-        while not (replied and (idle or payload is not None)):
+        while not (replied and idle):  # idle comes after every output of the request
             left = deadline - time.monotonic()
             if left <= 0:
                 await self._lose_kernel()

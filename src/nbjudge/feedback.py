@@ -230,7 +230,7 @@ def generate(course_dir, name, *, students=None, log=print) -> list[Path]:
     config.GenerateFeedback.force = True
     spec = assignment_spec(course_dir, name, db_url(course_dir, config))
     graded = sorted(p.parent.name for p in (course_dir / "autograded").glob(f"*/{name}") if p.is_dir())
-    wanted = [s for s in (students or submissions(course_dir, name) or graded)]
+    wanted = list(students or sorted(set(submissions(course_dir, name)) | set(graded)))
     missing = sorted(set(wanted) - set(graded))
     if missing:
         raise GradingError(f"not graded yet: {', '.join(missing)}; run `nbjudge grade {name}` first")

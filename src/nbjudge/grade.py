@@ -372,12 +372,13 @@ def grade(course_dir, name, *, jobs=None, sandbox=True, students=None, overrides
     linked = _linked_submissions(course_dir, name)
     if students:
         linked = [s for s in linked if s in students]
-        unknown = sorted(set(students) - set(everyone))
+        unknown = sorted(set(students) - set(everyone) - set(linked))
         if unknown:
             raise GradingError(f"no submission of {name} for {', '.join(unknown)} in {course_dir / 'submitted'}")
         everyone = [s for s in everyone if s in students and s not in linked]
+    refused = {}
     for student in linked:  # recorded with an incident and 0 points, never followed
-        outcome = record(course_dir, name, student, {"notebooks": {nb: {"status": "missing", "incidents": [
+        outcome = refused[student] = record(course_dir, name, student, {"notebooks": {nb: {"status": "missing", "incidents": [
             Incident("symlink-dropped", f"submitted/{student}/{name} (or the student's folder) is a symbolic "
                      "link; it was not followed and nothing was graded", notebook=nb).to_dict()]}
             for nb in spec["notebooks"]}, "incidents": []}, None, spec, config, url)
@@ -468,4 +469,5 @@ def grade(course_dir, name, *, jobs=None, sandbox=True, students=None, overrides
     (folder / "last-grading-run.json").write_text(json.dumps(run_info, indent=1) + "\n")
     log(f"graded {len(everyone)} submission(s) of {name} in {elapsed:.1f} s with {jobs} job(s), "
         f"{'sandboxed (bubblewrap)' if sandbox else 'UNSANDBOXED'}")
-    return [graded[s] for s in everyone]
+    graded.update(refused)
+    return [graded[s] for s in sorted(graded)]

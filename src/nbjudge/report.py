@@ -73,11 +73,14 @@ def markdown_cell(value) -> str:
 
 
 def csv_cell(value):
-    """``value`` safe for a spreadsheet: text starting with ``= + - @`` (or a tab or carriage return)
-    is prefixed with ``'`` so that it is never read as a formula (CSV injection)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+    """``value`` safe for a spreadsheet: one line (control characters become spaces), and text
+    starting with ``= + - @`` (or a tab or carriage return) prefixed with ``'`` so that it is never
+    read as a formula (CSV injection)."""
+    if not isinstance(value, str):
+        return value
+    if value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        value = "'" + value
+    return _CONTROL.sub(" ", value)
 
 
 def _safe_csv(df):
