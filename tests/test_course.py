@@ -197,6 +197,29 @@ def test_hidden_lines_inside_public_lines_are_not_secrets():
     assert hidden_secrets(spec) == ["assert f(np.arange(99)) == 4851"]
 
 
+def test_a_students_own_line_is_not_a_leak():
+    from nbjudge.feedback import secrets_beyond
+    secrets = ["from nnlab.layers import Dense as _Ref", "assert np.allclose(out, _expected_big_matrix)"]
+    own = "import numpy as np\nfrom nnlab.layers import Dense as _Ref  # I used it to check myself\n"
+    assert secrets_beyond(secrets, own) == ["assert np.allclose(out, _expected_big_matrix)"]
+
+
+def test_feedback_time_limit_stops_a_slow_page():
+    import time
+    from nbjudge.feedback import FeedbackTimeout, _fallback_page, _time_limit
+    started = time.monotonic()
+    with pytest.raises(FeedbackTimeout):
+        with _time_limit(0.2):
+            while True:
+                pass
+    assert time.monotonic() - started < 5
+    with _time_limit(5):
+        pass  # a fast page is untouched, and the timer is cleared afterwards
+    time.sleep(0.3)
+    page = _fallback_page("ada", "hw", [], "the feedback page took longer than 0.2 s to make")
+    assert "could not be made" in page and "took longer than 0.2 s" in page
+
+
 def test_hidden_lines_that_are_public_are_not_secrets():
     spec = {"notebooks": {"a": {"cells": [{"source": "x = f(1)\n### BEGIN HIDDEN TESTS\nx = f(1)\ny = f(99)\n"
                                                      "### END HIDDEN TESTS", "release_source": "x = f(1)"}]}}}

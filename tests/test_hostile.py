@@ -332,14 +332,18 @@ def graded(tmp_path_factory):
     for case in CASES:
         _write_case(course, case)
     submitted_before = support.tree_digest(course / "submitted")
+    import glob
+    import tempfile
+    connections_before = set(glob.glob(str(Path(tempfile.gettempdir()) / "nbj-k*")))
     started = time.monotonic()
     results, log = support.quiet_grade(course, students=[c.name for c in CASES], jobs=2)
     seconds = time.monotonic() - started
+    connections_left = set(glob.glob(str(Path(tempfile.gettempdir()) / "nbj-k*"))) - connections_before
     report.build(course, "tiny", log=lambda *a: None)
     feedback.generate(course, "tiny", log=lambda *a: None)
     return {"course": course, "baseline": baseline, "baseline_totals": baseline_totals,
             "baseline_files": baseline_files, "submitted_before": submitted_before, "results": results,
-            "log": log, "seconds": seconds, "scores": support.scores(course), "totals": support.totals(course),
+            "log": log, "seconds": seconds, "connections_left": connections_left, "scores": support.scores(course), "totals": support.totals(course),
             "incidents": store.load(course, "tiny")}
 
 
@@ -352,6 +356,10 @@ def test_run_finishes_and_records_every_submission(graded):
         assert (course / "feedback" / name / "tiny" / "assignment.html").is_file(), f"no feedback for {name}"
         assert (course / "autograded" / name / "tiny").is_dir()
     print(f"hostile run: {len(names)} submissions in {graded['seconds']:.1f} s (2 jobs; machine may be loaded)")
+
+
+def test_no_kernel_connection_file_is_left_behind(graded):
+    assert graded["connections_left"] == set(), "kernels' connection folders must be removed, also after crashes"
 
 
 def test_other_students_are_unchanged(graded):

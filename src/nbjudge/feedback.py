@@ -185,6 +185,13 @@ def _time_limit(seconds):
         signal.signal(signal.SIGALRM, previous)
 
 
+def secrets_beyond(secrets, own: str) -> list[str]:
+    """The hidden-test lines that do not stand in ``own`` (a student's own code, where such a line is
+    theirs: an ``import numpy as np`` they wrote too is no leak)."""
+    squeezed = re.sub(r"\s+", "", own)
+    return [s for s in secrets if s not in own and re.sub(r"\s+", "", s) not in squeezed]
+
+
 def _own_text(folder: Path) -> str:
     """The source of the student's own cells (answers and added cells) in their graded notebooks."""
     import nbformat
@@ -268,8 +275,7 @@ def generate(course_dir, name, *, students=None, log=print) -> list[Path]:
     leaks = {}
     for student in wanted:
         # a hidden-test line that also stands in the student's own code is theirs, not a leak
-        own = _own_text(course_dir / "autograded" / student / name)
-        mine = [s for s in secrets if s not in own and re.sub(r"\s+", "", s) not in re.sub(r"\s+", "", own)]
+        mine = secrets_beyond(secrets, _own_text(course_dir / "autograded" / student / name))
         leaks.update(find_leaks(course_dir / "feedback" / student / name, mine))
     if leaks:
         for path in leaks:
