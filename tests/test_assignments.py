@@ -218,8 +218,8 @@ def test_grading_round_trip(generate, tmp_path, name):
     # Feedback for everyone, without hidden tests.
     feedback.generate(course_dir, name, log=lambda *a: None)
     secrets = feedback.hidden_secrets(assignment_spec(course_dir, name, f"sqlite:///{course_dir / 'gradebook.db'}"))
-    assert feedback.find_leaks(course_dir / "feedback", secrets) == {}
     for student in STUDENTS:
+        assert feedback.student_leaks(course_dir, name, student, secrets) == {}, student
         assert (course_dir / "feedback" / student / name / "assignment.html").is_file()
 
     # The exported CSV carries the same totals (manual answers are not graded yet: 0).

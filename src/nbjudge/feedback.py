@@ -192,6 +192,13 @@ def secrets_beyond(secrets, own: str) -> list[str]:
     return [s for s in secrets if s not in own and re.sub(r"\s+", "", s) not in squeezed]
 
 
+def student_leaks(course_dir, name, student, secrets) -> dict[str, list[str]]:
+    """:func:`find_leaks` in one student's feedback, for the hidden lines that are not the student's own."""
+    course_dir = Path(course_dir)
+    mine = secrets_beyond(secrets, _own_text(course_dir / "autograded" / student / name))
+    return find_leaks(course_dir / "feedback" / student / name, mine)
+
+
 def _own_text(folder: Path) -> str:
     """The source of the student's own cells (answers and added cells) in their graded notebooks."""
     import nbformat
@@ -275,8 +282,7 @@ def generate(course_dir, name, *, students=None, log=print) -> list[Path]:
     leaks = {}
     for student in wanted:
         # a hidden-test line that also stands in the student's own code is theirs, not a leak
-        mine = secrets_beyond(secrets, _own_text(course_dir / "autograded" / student / name))
-        leaks.update(find_leaks(course_dir / "feedback" / student / name, mine))
+        leaks.update(student_leaks(course_dir, name, student, secrets))
     if leaks:
         for path in leaks:
             Path(path).unlink()
