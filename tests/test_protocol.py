@@ -215,3 +215,59 @@ def test_source_of_a_student_function_comes_from_the_submitted_cells():
             inspect.getsource(remote)
     finally:
         inspect.getsource = original
+
+
+def test_slices_ellipsis_and_abstract_types():
+    assert roundtrip((slice(None, 3), Ellipsis, slice(1, None, 2))) == (slice(None, 3), Ellipsis, slice(1, None, 2))
+    with pytest.raises(ProtocolError, match="cannot cross"):
+        protocol.encode(np.floating)
+    with pytest.raises(ProtocolError, match="bounds are not integers"):
+        protocol.decode({"__slice__": ["a", 1, None]})
+
+
+@pytest.mark.parametrize("data", [{"__complex__": ["a", "b"]}, {"__int__": "--5"}, {"__bytes__": "@@@"},
+                                  {"__generator__": ["PCG64", {"__dict__": [["bit_generator", "PCG64"],
+                                                                            ["state", {"__dict__": []}]]}]}])
+def test_every_malformed_value_is_a_protocol_error(data):
+    with pytest.raises(ProtocolError):
+        protocol.decode(data)
+
+
+def test_a_dict_whose_keys_are_not_data_travels_as_a_handle():
+    assert protocol.encode({np.int64(1): 2}, lambda v: {"__handle__": 9}) == {"__handle__": 9}
+
+
+def test_remote_forwards_no_numpy_memory_protocol():
+    asked = []
+
+    class Channel(FakeChannel):
+        def request(self, op, target=None, **fields):
+            asked.append((op, fields.get("name")))
+            if op == "array":
+                return np.arange(3.0)
+            raise AttributeError(fields.get("name"))
+    remote = judge.Remote(Channel({}), 1, {"type": "builtins.object"})
+    with pytest.raises(AttributeError):
+        remote.__array_interface__
+    assert np.array_equal(np.asarray(remote), [0.0, 1.0, 2.0])
+    assert ("getattr", "__array_interface__") not in asked and ("getattr", "__array_struct__") not in asked
+
+
+def test_student_exception_subclasses_are_caught_as_their_builtin_base():
+    channel = judge.Channel(None, None)
+    reply = {"error": {"ename": "AxisError", "evalue": "axis 2 is out of bounds", "builtin": False,
+                       "bases": ["ValueError", "IndexError", "Exception", "BaseException", "object"]}}
+    with pytest.raises(ValueError, match="axis 2 is out of bounds") as info:
+        channel._finish(reply, "call", None, None)
+    assert isinstance(info.value, judge.StudentError) and type(info.value).__name__ == "AxisError"
+
+
+def test_grader_objects_hide_their_private_attributes():
+    import io
+    channel = judge.Channel(io.BytesIO(), io.BytesIO())
+    secret = {"_expected": 42}
+    f = eval("lambda z: z", secret)
+    ref = channel._reference(f)
+    channel._run_callback(json.dumps({"callback": ref["__callback__"], "attr": "__globals__"}))
+    out = channel.out.getvalue()
+    assert b"may not read '__globals__'" in out and b"42" not in out

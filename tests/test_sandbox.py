@@ -356,3 +356,61 @@ def test_honest_notebook_raises_no_incident(tmp_path):
              "import matplotlib.pyplot as plt  # builds a font cache, running fc-list: not an incident"]
     nb, ex = _run(cells, Sandbox(), tmp_path, str(tmp_path / "w"))
     assert ex.incidents == [], ex.incidents
+
+
+DESYNC = '''import sys, json
+_b = sys.modules["_nbjudge" + "_bridge"]; _real = _b.serve
+def serve(text):
+    if json.loads(text).get("op") == "lookup":
+        input("\\x00nbjudge-nested:" + json.dumps({"error": {"ename": "X", "evalue": "", "builtin": False}}))
+        return
+    return _real(text)
+_b.serve = serve
+def twice(x):
+    return x'''
+
+ESCAPE = '''def apply(f, x):
+    try:
+        ex = f.__globals__["__builtins__"]["exec"]
+        ex("import sys; sys.modules['__main__'].run_cell = lambda *a: {'status': 'ok'}")
+    except Exception as exc:
+        print("refused:", exc)
+    return x'''
+
+MEMORY = '''import numpy
+_buffer = numpy.full(8, 7.0)
+class Pointer:
+    # an array interface that points at this process's memory: valid here, nonsense in the judge
+    def __getattr__(self, name):
+        if name == "__array_interface__":
+            return {"data": (_buffer.ctypes.data, False), "shape": (8,), "typestr": "<f8", "version": 3}
+        raise AttributeError(name)
+def make():
+    return Pointer()'''
+
+
+@pytest.mark.slow
+def test_the_relay_refuses_answers_nobody_asked_for(tmp_path):
+    """A kernel that answers a lookup through the callback channel (to shift every later frame by
+    one) breaks the protocol: the test fails, and the kernel and the judge start afresh."""
+    cells = [DESYNC, _test_cell("assert twice(2) == 4, 'twice(2) should be 4'"),
+             _test_cell("assert False, 'this test must fail'")]
+    nb, ex = _run(cells, Sandbox(), tmp_path, str(tmp_path / "w"))
+    for cell in nb.cells[1:]:
+        assert [o for o in cell.outputs if o.output_type == "error"], cell.outputs
+    assert any(i.kind == "protocol" for i in ex.incidents), ex.incidents
+
+
+@pytest.mark.slow
+def test_a_function_of_the_test_gives_the_student_no_way_into_the_judge(tmp_path):
+    cells = [ESCAPE, _test_cell("import numpy as np\nassert apply(lambda z: z, 3) == 3\nassert False, 'must fail'")]
+    nb, ex = _run(cells, Sandbox(), tmp_path, str(tmp_path / "w"))
+    assert [o.evalue for o in nb.cells[1].outputs if o.output_type == "error"] == ["must fail"], nb.cells[1].outputs
+
+
+@pytest.mark.slow
+def test_numpy_never_reads_memory_a_student_object_points_to(tmp_path):
+    cells = [MEMORY, _test_cell("import numpy as np\nv = np.asarray(make())\nprint(v.tolist())")]
+    nb, ex = _run(cells, Sandbox(), tmp_path, str(tmp_path / "w"))
+    assert [o.text for o in nb.cells[1].outputs if o.output_type == "stream"] == [str([7.0] * 8) + "\n"], \
+        nb.cells[1].outputs

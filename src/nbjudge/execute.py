@@ -120,6 +120,10 @@ class AuditReader:
             chunk = os.read(self._fd, 65536) if ready else b""
             if chunk:
                 buffer += chunk
+                if len(buffer) > 65536 and b"\n" not in buffer[-65536:]:  # no line ends: drop it
+                    if len(self.lines) < 1000:
+                        self.lines.append({"event": "unreadable", "detail": "an audit line longer than 64 KiB"})
+                    buffer = b""
                 *complete, buffer = buffer.split(b"\n")
                 for line in complete:
                     if len(self.lines) < 1000:
@@ -138,6 +142,10 @@ class AuditReader:
         self._stop.set()
         self._thread.join(timeout=5)
         os.close(self._fd)
+
+
+class BridgeViolation(protocol.ProtocolError):
+    """The student's kernel broke the order of the relay (an answer nobody asked for, ...)."""
 
 
 class Judge:
@@ -160,7 +168,7 @@ class Judge:
             raise RuntimeError("the judge did not start")
 
     async def send(self, message):
-        data = json.dumps(message, separators=(",", ":")).encode()
+        data = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
         self.proc.stdin.write(_HEADER.pack(len(data)) + data)
         await self.proc.stdin.drain()
 
@@ -215,6 +223,7 @@ class SandboxedExecute(Execute):
         self.raise_on_iopub_timeout = False
         self.iopub_timeout = 10
         self.record_timing = False
+        self.store_widget_state = False  # widget state is the student's to fill, without bound
         self.judge = None
 
     def output(self, outs, msg, display_id, cell_index):
@@ -230,6 +239,11 @@ class SandboxedExecute(Execute):
                        cell=self._label(self.nb.cells[cell_index], cell_index), key=("deep", cell_index))
             return None
         if msg["msg_type"] == "error":
+            errors = self._errors_kept.get(cell_index, 0)
+            if errors >= 3:  # a failing cell shows its error; a flood of forged ones is dropped
+                self._truncated[cell_index] = self._truncated.get(cell_index, 0) + _output_size(content)
+                return None
+            self._errors_kept[cell_index] = errors + 1
             content["evalue"] = str(content.get("evalue", ""))[:10_000]
             content["traceback"] = [str(line)[:10_000] for line in (content.get("traceback") or [])[-60:]]
             return super().output(outs, msg, display_id, cell_index)
@@ -251,6 +265,13 @@ class SandboxedExecute(Execute):
             return super().output(outs, msg, display_id, cell_index)
         self._truncated[cell_index] = self._truncated.get(cell_index, 0) + dropped
         return None
+
+    def _update_display_id(self, display_id, msg):
+        """An update of an earlier output obeys the same limits as a new one."""
+        content = msg.get("content", {})
+        if _depth(content) > MAX_OUTPUT_DEPTH or _output_size(content) > self.sandbox.max_output_bytes:
+            return None
+        return super()._update_display_id(display_id, msg)
 
     # -- the student's kernel ------------------------------------------------------------------
     def _conn_dir(self) -> str:
@@ -391,6 +412,7 @@ class SandboxedExecute(Execute):
         for sock in sockets:
             poller.register(sock, zmq.POLLIN)
         payload, replied, idle = None, False, False
+        nested = 0  # requests of the judge's functions now being answered by the kernel
         while not (replied and idle):  # idle comes after every output of the request
             left = deadline - time.monotonic()
             if left <= 0:
@@ -414,6 +436,10 @@ class SandboxedExecute(Execute):
                     elif kind == "display_data" and payload is None and \
                             isinstance((content.get("data") or {}).get(REPLY_MIME), str):
                         payload = content["data"][REPLY_MIME]
+                        if len(payload) > protocol.LIMITS["bytes"]:
+                            await self._lose_kernel()
+                            raise BridgeViolation(f"a reply of {len(payload) // 2**20} MiB (the limit is "
+                                                  f"{protocol.LIMITS['bytes'] // 2**20} MiB)")
                     elif kind in ("stream", "display_data", "execute_result", "error"):
                         self._call_output[self._calling] = self._call_output.get(self._calling, 0) + \
                             _output_size(content)
@@ -423,25 +449,35 @@ class SandboxedExecute(Execute):
                     prompt = str(content.get("prompt", ""))
                     if prompt.startswith(CALLBACK_PREFIX):
                         await self.judge.send({"callback_text": prompt[len(CALLBACK_PREFIX):]})
-                    elif prompt.startswith(NESTED_PREFIX):
+                    elif prompt.startswith(NESTED_PREFIX) and nested > 0:
+                        nested -= 1
                         await self.judge.send({"reply_text": prompt[len(NESTED_PREFIX):]})
+                    elif prompt.startswith(NESTED_PREFIX):  # an answer to nothing the judge asked
+                        await self._lose_kernel()
+                        raise BridgeViolation("the student's kernel sent an answer to a request the judge never made")
                     else:  # the student's own input(): nothing to read
                         self.kc.input("")
                         continue
-                    self.kc.input(await self._judge_answer(deadline))
+                    answer, asks = await self._judge_answer(deadline)
+                    nested += asks
+                    self.kc.input(answer)
         if payload is None:
             return {"reply": {"transport": "protocol", "message": "the student's kernel finished the judge's "
                                                                   "request without a reply (the bridge was "
                                                                   "replaced or removed)"}}
         return {"reply_text": payload}
 
-    async def _judge_answer(self, deadline) -> str:
+    async def _judge_answer(self, deadline) -> tuple[str, int]:
         """What the student's kernel, waiting in a callback, gets next from the judge: the callback's
-        result, or a request of the judge's function to the student's code (requests nest)."""
+        result, or a request of the judge's function to the student's code (requests nest); with 1 for a
+        request (the kernel owes an answer to it) and 0 for a result."""
         frame = await asyncio.wait_for(self.judge.recv(), max(0.1, deadline - time.monotonic()))
         if "request" in frame:
-            return json.dumps({"request": frame["request"]})
-        return json.dumps(frame.get("callback_reply", {"error": "no answer"}))
+            return json.dumps({"request": frame["request"]}, ensure_ascii=False), 1
+        if "callback_reply" in frame:
+            return json.dumps(frame["callback_reply"], ensure_ascii=False), 0
+        await self._lose_kernel()
+        raise BridgeViolation(f"the judge sent {sorted(frame)[:3]} while the student's code waited in a callback")
 
     async def _lose_kernel(self):
         self._kernel_lost = True
@@ -454,20 +490,20 @@ class SandboxedExecute(Execute):
     # -- the judge ------------------------------------------------------------------------------
     async def _start_judge(self):
         g = self.grading
-        inner = [sys.executable, "-s", "-m", "nbjudge.judge"]
+        # -I: neither the working folder (the assignment's files) nor PYTHON* variables reach sys.path
+        inner = [sys.executable, "-I", "-m", "nbjudge.judge"]
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
                "MPLCONFIGDIR": "/tmp", "KERAS_HOME": "/tmp/keras", "PYTHONDONTWRITEBYTECODE": "1",
                **self.sandbox.env}
         if self.sandbox.enabled:
-            command = judge_command(inner, stage=g["stage"], sandbox=self.sandbox, bwrap=g["bwrap"],
-                                    uid=g.get("judge_uid"), ro_paths=g["ro_paths"])
+            command = judge_command(inner, stage=g.get("judge_stage", g["stage"]), sandbox=self.sandbox,
+                                    bwrap=g["bwrap"], uid=g.get("judge_uid"), ro_paths=g["ro_paths"])
             self._judge_box = self._box("judge")
             if self._judge_box is not None:
                 command = self._judge_box.wrap(command)
             cwd = g["scratch"]
         else:
-            command, cwd = inner, g["stage"]
-            env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+            command, cwd = inner, g.get("judge_stage", g["stage"])
         self.judge = Judge(command, cwd, os.path.join(g["scratch"], "judge.log"), env)
         await self.judge.start()
         submitted = [c.source for c in self.nb.cells if c.cell_type == "code"
@@ -521,13 +557,23 @@ class SandboxedExecute(Execute):
             return "error"
         try:
             outcome = await self._judge_run("test", label, cell.source, time.monotonic() + timeout)
+        except BridgeViolation as exc:
+            await self._stop_judge()
+            await self._lose_kernel()
+            self._fail_cell(cell, "GraderError", "the student's kernel broke the judge's protocol during this test")
+            self._note("protocol", f"during {label}: {exc}; the test scores 0, the kernel and the judge were "
+                       "restarted", cell=label)
+            return "error"
         except asyncio.TimeoutError:
             await self._stop_judge()
+            await self._lose_kernel()  # it may be waiting in a callback: start it afresh
             self._fail_cell(cell, "CellTimeoutError", f"the test ran longer than {int(timeout)} s and was stopped")
             self._note("timeout", f"{label} ran longer than {int(timeout)} s; it scores 0", cell=label)
             return "error"
-        except (asyncio.IncompleteReadError, protocol.ProtocolError, ValueError, OSError, ConnectionError) as exc:
+        except (asyncio.IncompleteReadError, protocol.ProtocolError, ValueError, OSError, ConnectionError,
+                RecursionError) as exc:
             await self._stop_judge()
+            await self._lose_kernel()
             self._fail_cell(cell, "GraderError", "the judge failed while running this test")
             self._note("judge-error", f"the judge failed while running {label} ({type(exc).__name__}); it scores 0 "
                        "and the judge was restarted", cell=label)
@@ -569,7 +615,7 @@ class SandboxedExecute(Execute):
     def preprocess(self, nb, resources, km=None):
         self.nb, self.resources = nb, resources
         self.reset_execution_trackers()
-        self._out_bytes, self._truncated = {}, {}
+        self._out_bytes, self._truncated, self._errors_kept = {}, {}, {}
         self.incidents, self.cell_status, self.audit_events = [], {}, []
         self._seen, self._total_out, self._conn_dirs = set(), 0, []
         self._setup_sources, self._kernel_lost = [], False

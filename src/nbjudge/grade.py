@@ -35,6 +35,10 @@ from .policy import FLAGGING, Incident
 from .sanitize import sanitize_notebook
 
 
+#: the largest executed notebook the recording step reads (outputs are capped long before this)
+MAX_EXECUTED_BYTES = 256 * 2**20
+
+
 class GradingError(CourseError):
     """``grade`` cannot start (no sandbox, no assignment, ...); the message says what to do."""
 
@@ -151,6 +155,11 @@ def record(course_dir, name, student, result, error, spec, config, url) -> Grade
         nb_incidents = [Incident.from_dict(d) for d in entry.get("incidents", [])]
         resources = {"nbgrader": {"student": student, "assignment": name, "notebook": nb_name, "db_url": url}}
         executed = Path(result.get("out_dir", "")) / f"{nb_name}.ipynb"
+        if entry["status"] == "executed" and executed.is_file() and executed.stat().st_size > MAX_EXECUTED_BYTES:
+            nb_incidents.append(Incident("malformed-output", f"the executed notebook is "
+                                         f"{executed.stat().st_size // 2**20} MiB, above the {MAX_EXECUTED_BYTES // 2**20} "
+                                         "MiB the grader reads; it scores 0", notebook=nb_name))
+            entry = {**entry, "status": "too-large"}
         if entry["status"] == "executed" and executed.is_file():
             nb = nbformat.read(executed, as_version=4)
             for cell in nb.cells:

@@ -77,8 +77,9 @@ def read_frame(stream):
     if len(header) < _HEADER.size:
         raise EOFError("the worker closed the connection")
     (size,) = _HEADER.unpack(header)
-    if size > protocol.LIMITS["bytes"] + 1024:
-        raise ProtocolError(f"a frame of {size} bytes")
+    if size > protocol.LIMITS["bytes"] + 1024:  # the stream cannot be trusted any more: end here
+        sys.stderr.write(f"nbjudge.judge: a frame of {size} bytes; exiting\n")
+        os._exit(3)
     data = stream.read(size)
     return protocol.loads(data)
 
@@ -100,6 +101,7 @@ class Channel:
         self.calls = 0
         self._handle_meta = {}
         self._callback_ids: dict[int, int] = {}
+        self.depth = 0
         self._rng_agreed = None           # NumPy's global random state as both sides last had it
         self.undefined: list[str] = []    # names a test used that the student's cells do not define
         self.not_data: list[str] = []     # student values that could not be used as data
@@ -109,10 +111,15 @@ class Channel:
         """A value that is not data, as a reference: a Remote goes home, anything else stays here."""
         if type(value) is Remote:
             return {"__handle__": object.__getattribute__(value, "_id")}
+        if type(value) is slice:  # remote[:, 0]
+            return {"__slice__": [protocol.encode(v, self._reference) for v in (value.start, value.stop, value.step)]}
+        if value is Ellipsis:
+            return {"__ellipsis__": 0}
         key = id(value)
         cid = self._callback_ids.get(key)
         if cid is None or self.callbacks.get(cid) is not value:
-            cid = len(self.callbacks) + 1
+            self._next_callback = getattr(self, "_next_callback", 0) + 1
+            cid = self._next_callback
             self.callbacks[cid] = value
             self._callback_ids[key] = cid
         return {"__callback__": cid}
@@ -127,8 +134,22 @@ class Channel:
         return self.callbacks[ref]
 
     def request(self, op, target=None, **fields):
-        """Run ``op`` in the student's kernel; the decoded result (see the module docstring)."""
+        """Run ``op`` in the student's kernel; the decoded result (see the module docstring).
+
+        The judge's functions and objects passed along stay reachable for the student's code only
+        while the outermost request runs; they are forgotten when it returns.
+        """
         self.calls += 1
+        self.depth += 1
+        try:
+            return self._request(op, target, fields)
+        finally:
+            self.depth -= 1
+            if self.depth == 0:
+                self.callbacks.clear()
+                self._callback_ids.clear()
+
+    def _request(self, op, target, fields):
         message = {"op": op}
         if target is not None:
             message["target"] = self._reference(target)
@@ -159,6 +180,17 @@ class Channel:
             if "reply" in frame:
                 return self._finish(frame["reply"], op, fields.get("name"), args)
             raise ProtocolError(f"unexpected frame {sorted(frame)}")
+
+    def sync_random_state(self):
+        """Take NumPy's global random state from the student's kernel: in a notebook, the test and
+        the student's cells before it share one."""
+        self._rng_agreed = None
+        try:
+            state = self.request("random_state")
+            np.random.set_state(state)
+            self._rng_agreed = np.random.get_state()
+        except Exception:
+            pass  # no kernel, or no valid state: the first call sends the judge's
 
     def _finish(self, reply, op, name, args):
         if isinstance(reply, dict) and reply.get("transport"):
@@ -192,9 +224,12 @@ class Channel:
         what = f"{op} {name!r}" if name else op
         if ename == "NameError" and op == "lookup":
             raise NameError(evalue)
-        cls = PASSED_THROUGH.get(ename) if error.get("builtin") else None
-        if cls is KeyError:
-            raise KeyError(evalue)
+        bases = error.get("bases") if isinstance(error.get("bases"), list) else ([ename] if error.get("builtin") else [])
+        cls = next((PASSED_THROUGH[b] for b in bases if isinstance(b, str) and b in PASSED_THROUGH), None)
+        if cls is not None and not error.get("builtin"):  # a subclass (AxisError, the student's own ShapeError)
+            cls = type(ename[:100] if ename.isidentifier() else "StudentException", (cls, StudentError), {})
+        if cls is not None and issubclass(cls, KeyError):
+            raise cls(evalue) from None
         if cls is not None:
             raise cls(evalue)
         raise StudentError(f"{ename}: {evalue} (raised by the student's code during {what})")
@@ -208,7 +243,10 @@ class Channel:
             if target is None:
                 raise ProtocolError(f"unknown judge object {cid!r}")
             if "attr" in frame:
-                result = getattr(target, str(frame["attr"]))
+                attr = str(frame["attr"])
+                if attr.startswith("_"):  # no way from a test's function to its globals, code or class
+                    raise AttributeError(f"the student's code may not read {attr!r} of the grader's objects")
+                result = getattr(target, attr)
             else:
                 args = protocol.decode(frame.get("args", []), self._resolve)
                 kwargs = protocol.decode(frame.get("kwargs", {}), self._resolve)
@@ -269,6 +307,7 @@ def _mutable(value):
 
 
 _CONVERSIONS = ("float", "int", "index", "array", "len", "list", "bool")
+_FORWARDED_DUNDERS = {"__name__", "__qualname__", "__module__", "__doc__", "__wrapped__"}
 
 
 class Remote:
@@ -291,6 +330,10 @@ class Remote:
             raise
 
     def __getattr__(self, name):
+        if name.startswith("__") and name.endswith("__") and name not in _FORWARDED_DUNDERS:
+            # NumPy asks for __array_interface__ and friends: an answer would point into this
+            # process's memory; only __array__ (a copy, as data) is followed
+            raise AttributeError(name)
         return self._do("getattr", name=name)
 
     def __setattr__(self, name, value):
@@ -394,9 +437,10 @@ class Namespace(dict):
         self.student = False  # True while a test cell runs
         self.cache = {}
         self.looked_up: dict[int, str] = {}  # id(Remote) -> the name it was found under
+        self.protected: set[str] = set()      # names of the instructor's cells, never the student's
 
     def __missing__(self, name):
-        if not self.student or hasattr(builtins, name) or name.startswith("__"):
+        if not self.student or hasattr(builtins, name) or name.startswith("__") or name in self.protected:
             raise KeyError(name)
         if name not in self.cache:
             try:
@@ -448,6 +492,24 @@ class SubmittedSource:
                 return self.of(str(name))
             return original(obj)
         inspect.getsource = getsource
+
+
+def _bound_names(source: str) -> set:
+    """Names a cell binds at its top level."""
+    try:
+        tree = ast.parse(_python(source))
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+    return names
 
 
 def _python(source: str) -> str:
@@ -517,11 +579,17 @@ def main() -> int:
             sources.cells = [str(text) for text in frame.get("cells", [])]
             write_frame(out, {"done": {"status": "ok"}})
             continue
+        if op not in ("setup", "test"):
+            return 2  # a frame out of order: the worker restarts the judge
         namespace.student = op == "test"
         namespace.cache = {}
         channel.calls, channel.undefined, channel.not_data = 0, [], []
-        channel._rng_agreed = None  # the student's cells may have drawn from it since the last test
+        if op == "test":
+            channel.sync_random_state()
         outcome = run_cell(namespace, frame.get("source", ""), f"<{frame.get('cell') or 'cell'}>")
+        if op == "setup" and outcome["status"] != "ok":
+            # what the instructor's cell would have defined is never looked up in the student's kernel
+            namespace.protected |= _bound_names(frame.get("source", ""))
         namespace.student = False
         outcome.update(calls=channel.calls, undefined=sorted(set(channel.undefined)), not_data=channel.not_data[:5])
         write_frame(out, {"done": outcome})

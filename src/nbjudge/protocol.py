@@ -22,6 +22,7 @@ A message is JSON text; :data:`LIMITS` bounds its size and nesting depth on both
 from __future__ import annotations
 
 import base64
+import binascii
 import io
 import json
 
@@ -93,10 +94,19 @@ def encode(value, reference=None, *, depth=0, count=None) -> object:
         if type(bits).__name__ in _BIT_GENERATORS:
             return {"__generator__": [type(bits).__name__, encode(bits.state, depth=depth + 1, count=count)]}
     if kind is type and issubclass(value, np.generic) and value.__module__ == "numpy":
-        return {"__dtype__": ["type", np.dtype(value).str]}
+        try:
+            dtype = np.dtype(value)
+        except TypeError:  # an abstract type such as np.floating
+            dtype = None
+        if dtype is not None and dtype.kind in _DTYPE_KINDS:
+            return {"__dtype__": ["type", dtype.str]}
     if kind is np.dtype or (kind.__module__ == "numpy.dtypes" and issubclass(kind, np.dtype)):
         if value.kind in _DTYPE_KINDS:
             return {"__dtype__": ["dtype", value.str]}
+    if kind is slice and all(v is None or type(v) is int for v in (value.start, value.stop, value.step)):
+        return {"__slice__": [value.start, value.stop, value.step]}
+    if value is Ellipsis:
+        return {"__ellipsis__": 0}
     if kind in (list, tuple):
         items = [encode(v, reference, depth=depth + 1, count=count) for v in value]
         return items if kind is list else {"__tuple__": items}
@@ -104,8 +114,9 @@ def encode(value, reference=None, *, depth=0, count=None) -> object:
         pairs = []
         for k, v in value.items():
             if type(k) not in _KEY_TYPES:
-                if reference is None:
-                    raise ProtocolError(f"a dict key of type {type(k).__name__} (keys must be str, int, float, bool)")
+                if reference is not None:  # e.g. keys np.int64(1) or (i, j): the dict stays where it is
+                    return reference(value)
+                raise ProtocolError(f"a dict key of type {type(k).__name__} (keys must be str, int, float, bool)")
             pairs.append([encode(k, None, depth=depth + 1, count=count),
                           encode(v, reference, depth=depth + 1, count=count)])
         return {"__dict__": pairs}
@@ -116,6 +127,17 @@ def encode(value, reference=None, *, depth=0, count=None) -> object:
 
 
 def decode(data, resolve=None, *, depth=0):
+    """The value that :func:`encode` made ``data`` from (see :func:`_decode`); anything malformed
+    raises :class:`ProtocolError`."""
+    try:
+        return _decode(data, resolve, depth=depth)
+    except ProtocolError:
+        raise
+    except (ValueError, TypeError, OverflowError, MemoryError, binascii.Error) as exc:
+        raise ProtocolError(f"malformed data ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+
+def _decode(data, resolve=None, *, depth=0):
     """The value that :func:`encode` made ``data`` from.
 
     ``resolve(kind, id)`` turns a ``("handle" | "callback", id)`` reference into an object; without
@@ -171,8 +193,15 @@ def decode(data, resolve=None, *, depth=0):
         if dtype.kind not in _DTYPE_KINDS:
             raise ProtocolError(f"a dtype of kind {dtype.kind!r}")
         return dtype.type if body[0] == "type" else dtype
+    if tag == "__slice__" and type(body) is list and len(body) == 3:
+        parts = [decode(v, depth=depth + 1) for v in body]
+        if not all(v is None or type(v) is int for v in parts):
+            raise ProtocolError("a slice whose bounds are not integers")
+        return slice(*parts)
+    if tag == "__ellipsis__" and body == 0:
+        return Ellipsis
     if tag == "__bytes__" and type(body) is str:
-        return base64.b64decode(body.encode("ascii"))
+        return base64.b64decode(body.encode("ascii"), validate=True)
     if tag in ("__handle__", "__callback__") and type(body) is int:
         if resolve is None:
             raise ProtocolError(f"a reference ({tag.strip('_')}) where only data may stand")

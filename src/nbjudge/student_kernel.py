@@ -224,6 +224,7 @@ def _install_bridge(app, protocol):
     ops["int"] = lambda r: int(r["target"])
     ops["index"] = lambda r: r["target"].__index__()
     ops["array"] = lambda r: np.asarray(r["target"])
+    ops["random_state"] = lambda r: np.random.get_state()
 
     def handle(request):
         """Answer one request (a decoded JSON object); the reply as a dict of encoded data."""
@@ -255,7 +256,8 @@ def _install_bridge(app, protocol):
             if isinstance(exc, SystemExit):
                 raise
             reply = {"error": {"ename": type(exc).__name__, "evalue": str(exc)[:4000],
-                               "builtin": type(exc).__module__ == "builtins"}}
+                               "builtin": type(exc).__module__ == "builtins",
+                               "bases": [c.__name__ for c in type(exc).__mro__ if c.__module__ == "builtins"][:20]}}
         reply["handles"] = described.pop()
         return reply
 

@@ -143,6 +143,8 @@ def run(job: dict) -> dict:
     graded = {f"{name}.ipynb" for name in spec["notebooks"]}
     result = {"student": job["student"], "notebooks": {}, "incidents": []}
     incidents = stage_files(submission, Path(job["source_dir"]), scratch / "stage", graded)
+    # the judge's working folder: the assignment's own files only, nothing the student sent
+    stage_files(Path(os.devnull), Path(job["source_dir"]), scratch / "judge-stage", graded)
     present = {p.name for p in submission.glob("*.ipynb")} if submission.is_dir() else set()
     for extra in sorted(present - graded):
         incidents.append(Incident("extra-notebook", f"{extra} is not part of the assignment; it was "
@@ -179,6 +181,7 @@ def run(job: dict) -> dict:
         MetadataValidator().validate_nb(nb)
         executor = SandboxedExecute(config=config, sandbox=sandbox)
         executor.grading = {"workdir": job["workdir"], "stage": str(scratch / "stage"), "scratch": str(scratch),
+                            "judge_stage": str(scratch / "judge-stage"),
                             "uid": job.get("uid"), "judge_uid": job.get("judge_uid"), "ro_paths": job["ro_paths"],
                             "bwrap": job.get("bwrap"), "kit": job["kit"],
                             "overlays": [tuple(o) for o in job.get("overlays", {}).get(name, [])],
