@@ -32,7 +32,6 @@ import http.server
 import os
 import re
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -53,10 +52,6 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# the flags test_site.py gives headless Chromium on this machine (offline, no GPU, root)
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SERVER_START_SECONDS = 120   # a loaded 2-core machine imports jupyterlab + nbgrader slowly
 
 
@@ -238,18 +233,6 @@ def jupyter(course, tmp_path_factory):
 
 # ----------------------------------------------------------------------------------------------
 # the browser
-
-@pytest.fixture(scope="module")
-def browser():
-    if CHROMIUM is None:
-        pytest.fail("Chromium not found: apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
 
 def _offline(context, *origins):
     """Requests to anything but ``origins`` (here only nbconvert's MathJax from its CDN) fail at once

@@ -28,6 +28,7 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell
 
 from .policy import Incident
+from .source import assigned, bound_names, python_source
 
 SPEC_KEYS = ("grade_id", "cell_type", "source", "release_source", "locked", "grade", "solution", "task",
              "points", "checksum")
@@ -279,15 +280,6 @@ PATCHABLE_MODULES = {"numpy", "np", "math", "builtins", "sys", "nnlab", "IPython
 PATH_WORDS = re.compile(r"gradebook\.db|solutions/|/release/|\.\./|autograded/|submitted/|/root/|/home/")
 
 
-def _python_source(source: str) -> str:
-    """Cell source as plain Python (IPython magics and ``!`` commands translated)."""
-    try:
-        from IPython.core.inputtransformer2 import TransformerManager
-        return TransformerManager().transform_cell(source)
-    except Exception:
-        return source
-
-
 def scan_source(source: str) -> list[str]:
     """Reasons why a piece of student code deserves a human look (empty for ordinary code).
 
@@ -300,7 +292,7 @@ def scan_source(source: str) -> list[str]:
         if text not in found:
             found.append(text)
 
-    code = _python_source(source)
+    code = python_source(source)
     if "get_ipython().system(" in code or "get_ipython().getoutput(" in code:
         add("runs shell commands (`!` or %%bash)")
     try:
@@ -331,7 +323,7 @@ def scan_source(source: str) -> list[str]:
             add(f"defines {node.name} (an object that answers NumPy's functions itself)")
         elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for sub in _assigned(targets):
+            for sub in assigned(targets):
                 if isinstance(sub, ast.Name) and sub.id in ("__eq__", "__ne__"):
                     add(f"assigns {sub.id} (an answer that compares equal to anything passes naive tests)")
                 if isinstance(sub, ast.Name) and sub.id in PATCHABLE_MODULES:
@@ -375,40 +367,9 @@ def scan_source(source: str) -> list[str]:
     return found
 
 
-def _assigned(targets):
-    """What an assignment stores into: names and attributes, looking through tuples and through
-    the *container* of an item assignment (``np.__dict__["x"] = ...``), never into an index
-    (``onehot[np.arange(n), y] = 1`` assigns into ``onehot``)."""
-    for target in targets:
-        while isinstance(target, (ast.Subscript, ast.Starred)):
-            target = target.value
-        if isinstance(target, (ast.Tuple, ast.List)):
-            yield from _assigned(target.elts)
-        elif isinstance(target, (ast.Name, ast.Attribute)):
-            yield target
-
-
-def _bound_names(source: str) -> set:
-    """Names a cell binds at its top level (definitions, assignments, imports)."""
-    try:
-        tree = ast.parse(_python_source(source))
-    except SyntaxError:
-        return set()
-    names = set()
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            names.update((a.asname or a.name).split(".")[0] for a in node.names if a.name != "*")
-        elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            names.update(t.id for t in _assigned(targets) if isinstance(t, ast.Name))
-    return names
-
-
 def _imported_modules(source: str) -> set:
     try:
-        tree = ast.parse(_python_source(source))
+        tree = ast.parse(python_source(source))
     except SyntaxError:
         return set()
     found = set()
@@ -434,13 +395,13 @@ def scan_notebook(nb, notebook=None, allowed=None, package="nnlab") -> list[Inci
         if cell.cell_type == "code" and cell.metadata.get("nbjudge", {}).get("origin") == "instructor":
             nbmeta = cell.metadata.get("nbgrader", {})
             if not (nbmeta.get("grade") and not nbmeta.get("solution")):
-                instructor |= _bound_names(cell.source)
+                instructor |= bound_names(cell.source)
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code" or cell.metadata.get("nbjudge", {}).get("origin") == "instructor":
             continue
         where = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index}"
         reasons = scan_source(cell.source)
-        for name in sorted(_bound_names(cell.source) & instructor):
+        for name in sorted(bound_names(cell.source) & instructor):
             reasons.append(f"redefines {name}, which the assignment's own cells define (tests use the "
                            "assignment's version)")
         for reason in reasons:

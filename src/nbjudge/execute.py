@@ -541,6 +541,15 @@ class SandboxedExecute(Execute):
         except Exception:
             await self._stop_judge()
 
+    async def _abandon_test(self, cell, ename, evalue, kind, message, label) -> str:
+        """A test that could not finish: it fails, with an incident, and the judge and the student's
+        kernel (which may be waiting in the middle of a call) both start afresh."""
+        await self._stop_judge()
+        await self._lose_kernel()
+        self._fail_cell(cell, ename, evalue)
+        self._note(kind, message, cell=label)
+        return "error"
+
     async def _judge_test(self, cell, index, timeout) -> str:
         """Run a test cell in the judge and write its outcome into the cell; ``"ok"`` or ``"error"``."""
         label = self._label(cell, index)
@@ -558,26 +567,18 @@ class SandboxedExecute(Execute):
         try:
             outcome = await self._judge_run("test", label, cell.source, time.monotonic() + timeout)
         except BridgeViolation as exc:
-            await self._stop_judge()
-            await self._lose_kernel()
-            self._fail_cell(cell, "GraderError", "the student's kernel broke the judge's protocol during this test")
-            self._note("protocol", f"during {label}: {exc}; the test scores 0, the kernel and the judge were "
-                       "restarted", cell=label)
-            return "error"
-        except asyncio.TimeoutError:
-            await self._stop_judge()
-            await self._lose_kernel()  # it may be waiting in a callback: start it afresh
-            self._fail_cell(cell, "CellTimeoutError", f"the test ran longer than {int(timeout)} s and was stopped")
-            self._note("timeout", f"{label} ran longer than {int(timeout)} s; it scores 0", cell=label)
-            return "error"
+            return await self._abandon_test(cell, "GraderError", "the student's kernel broke the judge's protocol "
+                                            "during this test", "protocol", f"during {label}: {exc}; the test scores "
+                                            "0, the kernel and the judge were restarted", label)
+        except asyncio.TimeoutError:  # the kernel may be waiting in a callback: both start afresh
+            return await self._abandon_test(cell, "CellTimeoutError", f"the test ran longer than {int(timeout)} s and "
+                                            "was stopped", "timeout", f"{label} ran longer than {int(timeout)} s; it "
+                                            "scores 0", label)
         except (asyncio.IncompleteReadError, protocol.ProtocolError, ValueError, OSError, ConnectionError,
                 RecursionError) as exc:
-            await self._stop_judge()
-            await self._lose_kernel()
-            self._fail_cell(cell, "GraderError", "the judge failed while running this test")
-            self._note("judge-error", f"the judge failed while running {label} ({type(exc).__name__}); it scores 0 "
-                       "and the judge was restarted", cell=label)
-            return "error"
+            return await self._abandon_test(cell, "GraderError", "the judge failed while running this test",
+                                            "judge-error", f"the judge failed while running {label} "
+                                            f"({type(exc).__name__}); it scores 0 and the judge was restarted", label)
         for name in ("stdout", "stderr"):
             text = str(outcome.get(name) or "")
             if text:

@@ -43,6 +43,7 @@ import traceback
 import numpy as np
 
 from . import protocol
+from .source import bound_names, python_source
 from .protocol import ProtocolError
 
 _HEADER = struct.Struct("!Q")
@@ -470,12 +471,12 @@ class SubmittedSource:
         found = None
         for text in self.cells:
             try:
-                tree = ast.parse(_python(text))
+                tree = ast.parse(python_source(text))
             except SyntaxError:
                 continue
             for node in tree.body:
                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
-                    found = ast.get_source_segment(_python(text), node, padded=True)
+                    found = ast.get_source_segment(python_source(text), node, padded=True)
         if found is None:
             raise OSError(f"could not find the source of {name!r} in the submitted cells")
         return found + "\n"
@@ -494,38 +495,11 @@ class SubmittedSource:
         inspect.getsource = getsource
 
 
-def _bound_names(source: str) -> set:
-    """Names a cell binds at its top level."""
-    try:
-        tree = ast.parse(_python(source))
-    except SyntaxError:
-        return set()
-    names = set()
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            names.update((a.asname or a.name).split(".")[0] for a in node.names)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
-                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
-    return names
-
-
-def _python(source: str) -> str:
-    """IPython syntax (magics, ``!``) as plain Python, as a kernel would run it."""
-    try:
-        from IPython.core.inputtransformer2 import TransformerManager
-        return TransformerManager().transform_cell(source)
-    except Exception:
-        return source
-
-
 def run_cell(namespace, source, filename):
     """Execute ``source`` like a notebook cell; return the outcome dict."""
     out, err = io.StringIO(), io.StringIO()
     outcome = {"status": "ok", "stdout": "", "stderr": "", "result": None}
-    code_text = _python(source)
+    code_text = python_source(source)
     linecache.cache[filename] = (len(code_text), None, code_text.splitlines(True), filename)
     try:
         tree = ast.parse(code_text, filename=filename)
@@ -589,7 +563,7 @@ def main() -> int:
         outcome = run_cell(namespace, frame.get("source", ""), f"<{frame.get('cell') or 'cell'}>")
         if op == "setup" and outcome["status"] != "ok":
             # what the instructor's cell would have defined is never looked up in the student's kernel
-            namespace.protected |= _bound_names(frame.get("source", ""))
+            namespace.protected |= bound_names(frame.get("source", ""))
         namespace.student = False
         outcome.update(calls=channel.calls, undefined=sorted(set(channel.undefined)), not_data=channel.not_data[:5])
         write_frame(out, {"done": outcome})
