@@ -8,17 +8,25 @@ For each ``solutions/NAME/assignment.ipynb``:
 - drift: regenerating the release reproduces ``chapters/NAME/assignment.ipynb`` exactly;
 - the nnlab modules it allows while graded (``nbjudge.allowed_modules`` in its metadata) are
   closed under nnlab's own imports and stated to students in the release's introduction;
+- every manually graded answer has a rubric (criteria with points adding up to the answer's) that
+  the release does not carry;
+- tests/roundtrip/NAME.json lists several typical mistakes, each charged only inside its own
+  question, at least half of them (over the course) caught by a visible test, and correct
+  alternatives written differently from the solution (one with a fancy-index assignment, which the
+  static scan must not flag);
 - round trip in a scratch course, through the course's grader (``nbjudge grade``: student
-  kernel and judge in the sandbox, two jobs): submit (a) the solution, (b) the untouched release,
-  (c) one deliberately wrong function (tests/roundtrip/NAME.json), grade, give feedback, export,
-  and check the exact automatic scores: full marks without a single incident, zero, and exactly
-  the points of the tests the wrong answer must fail; feedback pages exist for all three and hold
-  no hidden-test text.
+  kernel and judge in the sandbox, two jobs): submit the solution, the untouched release, the
+  alternatives and each mistake, grade, give feedback, export, and check the exact automatic
+  scores: full marks without a single incident for the solution and the alternatives, zero for
+  the release, and for each mistake exactly the points of the tests it must fail, failing a
+  visible line exactly when the spec says so; feedback pages exist for everyone and hold no
+  hidden-test text.
 """
 from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -31,7 +39,6 @@ from nbjudge import course
 
 ROOT = at.ROOT
 NAMES = course.assignments(ROOT)
-STUDENTS = ("solution", "release", "wrong")
 
 
 def _sources():
@@ -62,13 +69,72 @@ def test_assignment_structure(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_roundtrip_spec_names_real_cells(name):
+def test_roundtrip_spec_is_charged_where_made(name):
     nb = at.read(ROOT / "solutions" / name / "assignment.ipynb")
     spec = at.load_spec(name)
-    solution_ids = {at.nbgrader_meta(c)["grade_id"] for c in nb.cells if at.nbgrader_meta(c).get("solution")}
-    assert spec["wrong"]["cell"] in solution_ids
-    assert spec["fails"] and set(spec["fails"]) <= set(at.auto_points(nb)), spec["fails"]
-    assert set(spec["fails"]) != set(at.auto_points(nb)), "the wrong answer should not fail every test"
+    solution_ids = {at.nbgrader_meta(c)["grade_id"] for c in nb.cells if at.nbgrader_meta(c).get("solution")
+                    and c.cell_type == "code"}
+    tests = at.auto_points(nb)
+    question = at.questions(nb)
+    mistakes = spec["mistakes"]
+    assert len(mistakes) >= 3, f"{name}: list several typical mistakes (found {len(mistakes)})"
+    names = [m["name"] for m in mistakes]
+    assert len(names) == len(set(names)), f"{name}: duplicate mistake names {names}"
+    for m in mistakes:
+        assert m["cell"] in solution_ids, f"{name}/{m['name']}: {m['cell']!r} is not a solution code cell"
+        assert m["fails"] and set(m["fails"]) <= set(tests), f"{name}/{m['name']}: fails {m['fails']}"
+        elsewhere = [t for t in m["fails"] if question[t] != question[m["cell"]]]
+        assert not elsewhere, (f"{name}/{m['name']}: a mistake in {m['cell']!r} (question {question[m['cell']]!r}) "
+                               f"is charged in other questions: {elsewhere}")
+    cells = [a["cell"] for a in spec["alternatives"]]
+    assert cells, f"{name}: list correct alternatives to the solution"
+    assert len(cells) == len(set(cells)) and set(cells) <= solution_ids, f"{name}: alternatives {cells}"
+    assert any(at.fancy_index_assignments(a["source"]) for a in spec["alternatives"]), (
+        f"{name}: one alternative must assign through a fancy index (as in onehot[np.arange(n), y] = 1)")
+
+
+def test_half_of_the_typical_mistakes_fail_a_visible_test():
+    mistakes = [m for name in NAMES for m in at.load_spec(name)["mistakes"]]
+    visible = sum(m["visible"] for m in mistakes)
+    assert 2 * visible >= len(mistakes), f"only {visible} of {len(mistakes)} mistakes fail a visible test"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_static_scan_accepts_honest_code(name):
+    """Solutions and correct alternatives (fancy-index assignments included) raise no incident."""
+    from nbjudge.cells import scan_source
+    nb = at.read(ROOT / "solutions" / name / "assignment.ipynb")
+    sources = {f"solution {at.nbgrader_meta(c).get('grade_id')}": c.source for c in nb.cells
+               if c.cell_type == "code" and not at.nbgrader_meta(c).get("grade")}
+    sources.update({f"alternative {a['cell']}": a["source"] for a in at.load_spec(name)["alternatives"]})
+    sources.update({f"mistake {m['name']}": m["source"] for m in at.load_spec(name)["mistakes"]})
+    flagged = {where: found for where, src in sources.items() if (found := scan_source(src))}
+    assert flagged == {}, flagged
+
+
+RUBRIC_LINE = re.compile(r"^\s*-\s*\[(\d+(?:\.\d+)?)\]\s+\S", re.M)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_written_answer_has_a_rubric_the_release_hides(name):
+    nb = at.read(ROOT / "solutions" / name / "assignment.ipynb")
+    cells = nb.cells
+    manual = [(i, c) for i, c in enumerate(cells) if at.nbgrader_meta(c).get("grade")
+              and (at.nbgrader_meta(c).get("solution") or c.cell_type == "markdown")]
+    assert manual, name
+    for i, cell in manual:
+        gid, points = at.nbgrader_meta(cell)["grade_id"], float(at.nbgrader_meta(cell)["points"])
+        rubric = cells[i + 1] if i + 1 < len(cells) else None
+        assert rubric is not None and rubric.metadata.get("nbjudge", {}).get("rubric") == gid, (
+            f"{name}: the cell after {gid!r} must be its rubric (metadata nbjudge.rubric = {gid!r})")
+        criteria = [float(p) for p in RUBRIC_LINE.findall(rubric.source)]
+        assert len(criteria) >= 2, f"{name}/{gid}: a rubric lists criteria as '- [points] criterion'"
+        assert sum(criteria) == points, f"{name}/{gid}: rubric points {criteria} add up to {sum(criteria)}, not {points}"
+    release = at.read(ROOT / "chapters" / name / "assignment.ipynb")
+    assert not [c for c in release.cells if "rubric" in c.metadata.get("nbjudge", {})], f"{name}: rubric in release"
+    release_text = "\n".join(c.source for c in release.cells)
+    for i, _ in manual:
+        assert cells[i + 1].source.strip() not in release_text
 
 
 def test_chapters_and_solutions_match_one_to_one():
@@ -166,17 +232,30 @@ def test_release_has_not_drifted(generate, name):
     assert "### BEGIN HIDDEN TESTS" not in _canonical(committed)
 
 
-def _gradebook_scores(course_dir, name):
+def _gradebook_scores(course_dir, name, students):
     """student -> {grade_id: auto_score} for the autograded test cells, read from gradebook.db."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=DeprecationWarning)
         from nbgrader.api import Gradebook
     scores = {}
     with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gb:
-        for student in STUDENTS:
+        for student in students:
             nb = gb.find_submission_notebook("assignment", name, student)
             scores[student] = {g.name: g.auto_score for g in nb.grades if g.cell.cell_type == "code"}
     return scores
+
+
+def _failed_visibly(graded_nb, source_nb, failed) -> bool:
+    """Whether one of the ``failed`` test cells raised on a line the student's release shows."""
+    sources = {at.nbgrader_meta(c).get("grade_id"): c.source for c in source_nb.cells}
+    for cell in graded_nb.cells:
+        gid = at.nbgrader_meta(cell).get("grade_id")
+        if gid in failed:
+            line = at.failing_line(cell)
+            assert line, f"{gid}: lost its points without an error the judge located"
+            if not any(line in r for r in at.hidden_line_ranges(sources[gid])):
+                return True
+    return False
 
 
 @pytest.mark.slow
@@ -196,8 +275,11 @@ def test_grading_round_trip(generate, tmp_path, name):
     submissions = {
         "solution": at.fill_solutions(release, source),
         "release": release,
-        "wrong": at.fill_solutions(release, source, {spec["wrong"]["cell"]: spec["wrong"]["source"]}),
+        "alternative": at.fill_solutions(release, source, {a["cell"]: a["source"] for a in spec["alternatives"]}),
     }
+    mistakes = {f"mistake-{m['name']}": m for m in spec["mistakes"]}
+    for student, m in mistakes.items():
+        submissions[student] = at.fill_solutions(release, source, {m["cell"]: m["source"]})
     for student, nb in submissions.items():
         folder = course_dir / "submitted" / student / name
         folder.mkdir(parents=True)
@@ -206,19 +288,32 @@ def test_grading_round_trip(generate, tmp_path, name):
 
     course.quiet_nbgrader()
     results = {g.student: g for g in grade(course_dir, name, jobs=2, log=lambda *a: None)}
-    scores = _gradebook_scores(course_dir, name)
+    scores = _gradebook_scores(course_dir, name, submissions)
 
     assert set(scores["solution"]) == set(points)
+    for student in ("solution", "alternative", *mistakes):
+        assert results[student].incidents == [], (student, [i.message for i in results[student].incidents])
     assert scores["solution"] == points, "the solution must get full marks on every autograded test"
-    assert results["solution"].incidents == [], [i.message for i in results["solution"].incidents]
+    assert scores["alternative"] == points, [a["why"] for a in spec["alternatives"]]
     assert scores["release"] == dict.fromkeys(points, 0.0), "the untouched release must get 0 everywhere"
-    expected_wrong = {gid: (0.0 if gid in spec["fails"] else pts) for gid, pts in points.items()}
-    assert scores["wrong"] == expected_wrong, f"wrong answer: {spec['why']}"
+    problems = []
+    for student, m in mistakes.items():
+        expected = {gid: (0.0 if gid in m["fails"] else pts) for gid, pts in points.items()}
+        if scores[student] != expected:
+            lost = sorted(g for g in points if scores[student][g] != points[g])
+            problems.append(f"{m['name']}: lost {lost}, expected {sorted(m['fails'])} ({m['why']})")
+            continue
+        graded = at.read(course_dir / "autograded" / student / name / "assignment.ipynb")
+        visible = _failed_visibly(graded, source, set(m["fails"]))
+        if visible != m["visible"]:
+            problems.append(f"{m['name']}: {'fails' if visible else 'passes'} the visible tests, "
+                            f"the spec says visible={m['visible']}")
+    assert not problems, "\n".join(problems)
 
     # Feedback for everyone, without hidden tests.
     feedback.generate(course_dir, name, log=lambda *a: None)
     secrets = feedback.hidden_secrets(assignment_spec(course_dir, name, f"sqlite:///{course_dir / 'gradebook.db'}"))
-    for student in STUDENTS:
+    for student in submissions:
         assert feedback.student_leaks(course_dir, name, student, secrets) == {}, student
         assert (course_dir / "feedback" / student / name / "assignment.html").is_file()
 
@@ -226,7 +321,7 @@ def test_grading_round_trip(generate, tmp_path, name):
     course.nbgrader(["export", "--to", str(course_dir / "grades.csv")], cwd=course_dir)
     with open(course_dir / "grades.csv", newline="") as fh:
         rows = {r["student_id"]: r for r in csv.DictReader(fh) if r["assignment"] == name}
+    for student in submissions:
+        assert float(rows[student]["raw_score"]) == sum(scores[student].values()), student
     assert float(rows["solution"]["raw_score"]) == sum(points.values())
-    assert float(rows["release"]["raw_score"]) == 0.0
-    assert float(rows["wrong"]["raw_score"]) == sum(expected_wrong.values())
     assert float(rows["solution"]["max_score"]) == at.stated_total(source)

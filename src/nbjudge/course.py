@@ -129,11 +129,19 @@ def make_course_dir(root, dest, names) -> Path:
 
 
 def generate(course_dir, name) -> Path:
-    """``nbgrader generate_assignment NAME`` in a course folder; return the release folder."""
+    """``nbgrader generate_assignment NAME`` in a course folder, rubrics removed; return the release folder."""
+    import nbformat
+
+    from . import rubric
+
     nbgrader(["generate_assignment", name, "--force"], cwd=course_dir)
     out = Path(course_dir) / "release" / name
     if not (out / ASSIGNMENT).is_file():
         raise CourseError(f"nbgrader produced no {ASSIGNMENT} in {out}")
+    for path in out.glob("*.ipynb"):  # rubrics are for graders only
+        nb = nbformat.read(path, as_version=4)
+        if rubric.strip(nb):
+            nbformat.write(nb, path)
     return out
 
 

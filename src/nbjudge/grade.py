@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import policy
+from . import policy, rubric
 from .course import CourseError, course_id, db_url, ensure_assignment, environment, load_config, submissions
 from .policy import FLAGGING, Incident
 from .sanitize import sanitize_notebook
@@ -164,6 +164,9 @@ def record(course_dir, name, student, result, error, spec, config, url) -> Grade
             nb = nbformat.read(executed, as_version=4)
             for cell in nb.cells:
                 cell.metadata.pop("nbjudge", None)
+            source_nb = course_dir / "solutions" / name / f"{nb_name}.ipynb"
+            if source_nb.is_file():  # the grader's rubrics, next to the answers they grade
+                rubric.insert(nb, nbformat.read(source_nb, as_version=4))
             # the formgrader and the feedback render this notebook: nothing active may stay in it
             for finding in sanitize_notebook(nb):
                 nb_incidents.append(Incident("unsafe-content", f"{finding}; removed before anyone views the "
