@@ -346,6 +346,9 @@ def test_formgrader_runs_no_payload_of_a_hostile_submission(course, jupyter, ins
     try:
         assert honest.response.status == 200, jupyter["log"]()
         assert MARKDOWN_WORDS not in honest.state()["text"]
+        # the grader sees the rubric of the written answer (kept out of the student's release)
+        assert "Rubric (1 point)" in honest.state()["text"], "the formgrader page shows no rubric"
+        assert "names the majority class" in honest.state()["text"]
     finally:
         honest.close()
 

@@ -162,7 +162,7 @@ def ensure_assignment(course_dir, name, url, log=print) -> None:
     if known and all((release / f"{nb}.ipynb").is_file() for nb in known):
         return
     log(f"the gradebook has no release of {name} yet: running nbgrader generate_assignment {name}")
-    nbgrader(["generate_assignment", name, "--force"], cwd=course_dir)
+    generate(course_dir, name)
 
 
 def submissions(course_dir, name) -> list[str]:
