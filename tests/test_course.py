@@ -150,6 +150,12 @@ def test_scan_flags_suspicious_code(code, expected):
     "import numpy as np\nx = np.zeros(3)\nx[0] = 1\nresult = {'a': 1}",
     "class Net:\n    def __init__(self):\n        self.w = 0",
     "%timeit sum(range(10))",
+    "import numpy as np\nonehot = np.zeros((3, 2))\nonehot[np.arange(3), [0, 1, 1]] = 1",
+    "import numpy as np\nprobs = np.ones((2, 2))\nprobs[np.arange(len(probs)), [0, 1]] -= 1",
+    "import numpy as np\nz = np.ones(3)\nz[z < 0] = 0\nnp.random.default_rng(0).random(3)[0] = 1",
+    "import matplotlib.pyplot as plt\nplt.rcParams['figure.figsize'] = (4, 3)",
+    "import keras\nm = keras.Sequential()\nm.layers[0].trainable = False",
+    "params = {'W': 1.0}\nparams['W'] -= 0.1",
 ])
 def test_scan_leaves_ordinary_code_alone(code):
     assert cellmod.scan_source(code) == []
