@@ -181,14 +181,6 @@ def test_import_conv_does_not_load_tensorflow():
 
 
 # -- parity with Keras on the same weights ------------------------------------------------------
-@pytest.fixture(scope="module")
-def keras():
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return pytest.importorskip("keras")
-
-
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("padding", ["valid", "same"])
 def test_conv2d_matches_keras_conv2d(keras, stride, padding):

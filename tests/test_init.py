@@ -7,7 +7,6 @@ leave a margin of more than five standard errors while still catching a wrong fa
 ``fan_avg = 550`` vs LeCun's ``fan_in = 300`` differ by 35 % in std) or a missing truncation
 correction (12 %).
 """
-import os
 
 import numpy as np
 import pytest
@@ -36,11 +35,6 @@ EXPECTED = {
     "orthogonal": (np.sqrt(1 / FAN_OUT), None, "Orthogonal", {}),
 }
 
-
-@pytest.fixture(scope="module")
-def keras():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return pytest.importorskip("keras")
 
 
 def check_stats(w, std, bound, who):

@@ -10,6 +10,8 @@ import pytest  # noqa: E402
 
 keras = pytest.importorskip("keras")
 
+pytestmark = pytest.mark.slow  # imports TensorFlow
+
 from nnlab import conv  # noqa: E402
 from nnlab.keras_models import build_lenet5, build_mlp, check_labels_for_loss, seed_everything  # noqa: E402
 

@@ -11,6 +11,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 keras = pytest.importorskip("keras")
+
+pytestmark = pytest.mark.slow  # imports TensorFlow
 tf = pytest.importorskip("tensorflow")
 
 from nnlab import regularizers  # noqa: E402

@@ -5,10 +5,9 @@ from nnlab.activations import ACTIVATIONS
 from nnlab.gradcheck import check_layer
 from nnlab.layers import Activation, Dense
 
-rng = np.random.default_rng(0)
 
 
-def test_dense_forward_is_affine():
+def test_dense_forward_is_affine(rng):
     layer = Dense(3, 2, rng=0)
     x = rng.normal(size=(4, 3)).astype(np.float32)
     layer.params["bias"][:] = [1.0, -1.0]
@@ -16,7 +15,7 @@ def test_dense_forward_is_affine():
     assert layer.params["kernel"].shape == (3, 2) and layer.params["kernel"].dtype == np.float32
 
 
-def test_dense_gradients():
+def test_dense_gradients(rng):
     layer = Dense(4, 3, rng=1)
     layer.params["bias"][:] = rng.normal(size=3)
     errors = check_layer(layer, rng.normal(size=(5, 4)))
@@ -25,14 +24,14 @@ def test_dense_gradients():
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
-def test_activation_layer_gradients(name):
+def test_activation_layer_gradients(name, rng):
     x = rng.normal(size=(6, 4))
     x[np.abs(x) < 1e-2] = 0.5  # keep clear of kinks
     errors = check_layer(Activation(name), x)
     assert errors["x"] < 1e-6
 
 
-def test_gradient_check_catches_a_wrong_backward():
+def test_gradient_check_catches_a_wrong_backward(rng):
     class BrokenDense(Dense):
         def backward(self, dout):
             dx = super().backward(dout)

@@ -6,7 +6,6 @@ from nnlab.activations import sigmoid
 from nnlab.gradcheck import numerical_gradient, relative_error
 from nnlab.losses import binary_cross_entropy, binary_cross_entropy_with_logits, mean_squared_error
 
-rng = np.random.default_rng(3)
 
 
 def naive_bce(y, p):
@@ -22,7 +21,7 @@ def test_bce_values_match_the_definition():
 
 
 @pytest.mark.parametrize("shape", [(9,), (9, 1)])
-def test_bce_gradients(shape):
+def test_bce_gradients(shape, rng):
     y = rng.integers(0, 2, size=shape)
     z = rng.normal(size=shape)
     p = sigmoid(z)
@@ -50,7 +49,7 @@ def test_bce_from_probabilities_is_clipped():
     assert np.all(np.isfinite(grad))
 
 
-def test_mse_and_gradient():
+def test_mse_and_gradient(rng):
     y, yp = rng.normal(size=(5, 2)), rng.normal(size=(5, 2))
     loss, grad = mean_squared_error(y, yp)
     assert loss == pytest.approx(0.5 * np.sum((yp - y) ** 2) / 5)

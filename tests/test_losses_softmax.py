@@ -170,13 +170,8 @@ def test_multiclass_network_gradient_check_float64():
         assert max(errors.values()) < 1e-6
 
 
-@pytest.mark.slow
-def test_agrees_with_keras():
+def test_agrees_with_keras(keras):
     """Same numbers as keras.ops and keras.losses (imports TensorFlow: a few seconds)."""
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    keras = pytest.importorskip("keras")
     z = np.array([[1000.0, 0.0, -1000.0], [1.0, 2.0, 3.0], [-2.0, 0.5, 0.25]])
     y = np.array([2, 0, 1])
     np.testing.assert_allclose(losses.softmax(z), keras.ops.convert_to_numpy(keras.ops.softmax(z)), atol=1e-7)

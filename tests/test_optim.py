@@ -1,5 +1,4 @@
 """nnlab.optim: update rules and gradient clipping, checked by hand and against Keras' optimizers."""
-import os
 
 import numpy as np
 import pytest
@@ -15,11 +14,6 @@ class Params(Layer):
         super().__init__()
         self.params = {k: np.array(v, dtype=np.float32) for k, v in arrays.items()}
 
-
-@pytest.fixture(scope="module")
-def keras():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return pytest.importorskip("keras")
 
 
 def gradient_sequence(n_steps, seed=0, scale=5.0):

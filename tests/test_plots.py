@@ -25,13 +25,30 @@ def test_decision_boundary_shades_the_callable_probabilities():
     assert pts[:, 0].min() < X[:, 0].min() and pts[:, 1].max() > X[:, 1].max()
 
 
-@pytest.mark.parametrize("shape", [(1,), (2,)])
-def test_decision_boundary_accepts_common_output_shapes(shape):
-    net = MLP([2, 4, 1], rng=0)
+def _boundary_vertices(ax):
+    from matplotlib.contour import ContourSet
+    (line,) = [c for c in ax.collections if isinstance(c, ContourSet) and list(c.levels) == [0.5]]
+    return np.concatenate([p.vertices for p in line.get_paths()])
+
+
+@pytest.mark.parametrize("shape", ["(n,)", "(n, 1)", "(n, 2)"])
+def test_decision_boundary_reads_class_1_from_every_common_output_shape(shape):
+    # P[class 1] = 0.8 where x0 > 0.3, else 0: the 0.5 line sits at x0 = 0.3, and the shading holds
+    # the bands [0, 0.1) and around 0.8 but nothing near 1, so a version that read P[class 0] from an
+    # (n, 2) output (values 1 and 0.2) or mis-reshaped an (n, 1) one fails
     def proba(P):
-        p = net.predict_proba(P)
-        return p if shape == (1,) else np.c_[1 - p, p]
-    plots.plot_decision_boundary(proba, X, y, resolution=20)
+        p1 = np.where(P[:, 0] > 0.3, 0.8, 0.0)
+        return {"(n,)": p1, "(n, 1)": p1[:, None], "(n, 2)": np.c_[1 - p1, p1]}[shape]
+    ax = plots.plot_decision_boundary(proba, X, y, resolution=40)
+    vertices = _boundary_vertices(ax)
+    step = np.ptp(plots.decision_grid(X, resolution=40)[0]) / 39
+    assert np.all(np.abs(vertices[:, 0] - 0.3) <= step), (
+        f"{shape}: the 0.5 contour spans x0 in [{vertices[:, 0].min():.2f}, {vertices[:, 0].max():.2f}], expected 0.3")
+    from matplotlib.contour import ContourSet
+    (filled,) = [c for c in ax.collections if isinstance(c, ContourSet) and c.filled]
+    bands = [i for i, path in enumerate(filled.get_paths()) if len(path.vertices)]
+    assert 0 in bands and 9 not in bands and set(bands) & {7, 8}, (
+        f"{shape}: shaded bands {bands} (band i is P in [i/10, (i+1)/10]); expected 0 and 7 or 8, never 9")
 
 
 def test_decision_boundary_rejects_wrong_output():
@@ -39,18 +56,27 @@ def test_decision_boundary_rejects_wrong_output():
         plots.plot_decision_boundary(lambda P: np.zeros(3), X, y, resolution=20)
 
 
-def test_animation_has_one_frame_per_snapshot():
-    _, _, pts = plots.decision_grid(X, resolution=20)
-    frames = [np.full(len(pts), p) for p in (0.2, 0.5, 0.8)]
-    anim = plots.animate_decision_boundary(frames, X, y, resolution=20, titles=["a", "b", "c"])
-    html = anim.to_jshtml()
-    assert html.count("frames[") >= 3 or "frames" in html
-    assert anim._save_count == 3 or len(list(anim.new_frame_seq())) == 3
-    fresh = plots.animate_decision_boundary(frames, X, y, resolution=20)  # to_jshtml caches its first result
+def test_animation_draws_each_snapshot_in_order():
+    # three snapshots whose boundaries sit at x0 = -0.5, 0.3, 1.2: frame i must draw snapshot i
+    _, _, pts = plots.decision_grid(X, resolution=30)
+    cuts = [-0.5, 0.3, 1.2]
+    frames = [(pts[:, 0] > c).astype(float) for c in cuts]
+    anim = plots.animate_decision_boundary(frames, X, y, resolution=30, titles=["a", "b", "c"])
+    assert len(list(anim.new_frame_seq())) == 3, "one frame per snapshot"
+    ax = anim._fig.axes[0]
+    step = np.ptp(pts[:, 0]) / 29
+    for i, (cut, title) in enumerate(zip(cuts, "abc")):
+        anim._func(i)
+        vertices = _boundary_vertices(ax)
+        assert np.all(np.abs(vertices[:, 0] - cut) <= step), (
+            f"frame {i}: boundary at x0 in [{vertices[:, 0].min():.2f}, {vertices[:, 0].max():.2f}], expected {cut}")
+        assert ax.get_title() == title, f"frame {i}: title {ax.get_title()!r}, expected {title!r}"
+    fresh = plots.animate_decision_boundary(frames, X, y, resolution=30)  # to_jshtml caches its first result
     page = plots.animation_html(fresh)
-    assert "data:image/jpeg" in page and "font-awesome" not in page and "https://" not in page
+    assert page.count("data:image/jpeg") == 3, "the HTML page must embed one image per frame"
+    assert "font-awesome" not in page and "https://" not in page
     with pytest.raises(ValueError, match="at least one grid"):
-        plots.animate_decision_boundary([], X, y, resolution=20)
+        plots.animate_decision_boundary([], X, y, resolution=30)
 
 
 def test_history_plot():
