@@ -39,6 +39,16 @@ from nbjudge import course
 
 ROOT = at.ROOT
 NAMES = course.assignments(ROOT)
+#: assignments whose tests/roundtrip spec still lists one mistake and no alternative, and whose
+#: written answers have no rubric yet (issue "Fair grades and feedback that teaches"): the strict
+#: tests below are expected to fail for them, and an assignment leaves this set once they pass
+PENDING = set(NAMES)
+
+
+def _pending(names):
+    """``names`` as parameters, the pending ones marked as strict expected failures."""
+    return [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="spec and rubric not written yet"))
+            if n in PENDING else n for n in names]
 
 
 def _sources():
@@ -68,7 +78,7 @@ def test_assignment_structure(name):
             assert not cell.get("outputs") and cell.get("execution_count") is None
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", _pending(NAMES))
 def test_roundtrip_spec_is_charged_where_made(name):
     nb = at.read(ROOT / "solutions" / name / "assignment.ipynb")
     spec = at.load_spec(name)
@@ -93,6 +103,7 @@ def test_roundtrip_spec_is_charged_where_made(name):
         f"{name}: one alternative must assign through a fancy index (as in onehot[np.arange(n), y] = 1)")
 
 
+@pytest.mark.xfail(bool(PENDING), strict=True, reason="specs of pending assignments not written yet")
 def test_half_of_the_typical_mistakes_fail_a_visible_test():
     mistakes = [m for name in NAMES for m in at.load_spec(name)["mistakes"]]
     visible = sum(m["visible"] for m in mistakes)
@@ -115,7 +126,7 @@ def test_static_scan_accepts_honest_code(name):
 RUBRIC_LINE = re.compile(r"^\s*-\s*\[(\d+(?:\.\d+)?)\]\s+\S", re.M)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", _pending(NAMES))
 def test_every_written_answer_has_a_rubric_the_release_hides(name):
     nb = at.read(ROOT / "solutions" / name / "assignment.ipynb")
     cells = nb.cells

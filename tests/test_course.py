@@ -139,6 +139,8 @@ def test_restore_strips_duplicates_and_unknown_ids():
     ("!ls /", "runs shell commands"),
     ("setattr(np, 'isclose', None)", "calls setattr(np, ...)"),
     ("exec('print(1)')", "calls exec()"),
+    ("np.__dict__['allclose'] = print", "replaces np.__dict__"),
+    ("import sys\nsys.modules['numpy'] = None", "replaces sys.modules"),
 ])
 def test_scan_flags_suspicious_code(code, expected):
     found = cellmod.scan_source("import numpy as np\n" + code)
@@ -156,6 +158,7 @@ def test_scan_flags_suspicious_code(code, expected):
     "import matplotlib.pyplot as plt\nplt.rcParams['figure.figsize'] = (4, 3)",
     "import keras\nm = keras.Sequential()\nm.layers[0].trainable = False",
     "params = {'W': 1.0}\nparams['W'] -= 0.1",
+    "import os\nos.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'",
 ])
 def test_scan_leaves_ordinary_code_alone(code):
     assert cellmod.scan_source(code) == []

@@ -277,6 +277,8 @@ INTERPRETER_HOOKS = {
 }
 PATCHABLE_MODULES = {"numpy", "np", "math", "builtins", "sys", "nnlab", "IPython", "os", "random", "unittest",
                      "pytest", "testing"}
+#: containers whose items are a module's names: storing into them replaces a name
+NAMESPACES = {"__dict__", "modules"}
 PATH_WORDS = re.compile(r"gradebook\.db|solutions/|/release/|\.\./|autograded/|submitted/|/root/|/home/")
 
 
@@ -323,6 +325,10 @@ def scan_source(source: str) -> list[str]:
             add(f"defines {node.name} (an object that answers NumPy's functions itself)")
         elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            # an item stored into a library's data (os.environ, plt.rcParams) is ordinary code;
+            # an item stored into a namespace (np.__dict__, sys.modules) replaces a name
+            targets = [t for t in targets if not (isinstance(t, ast.Subscript) and isinstance(t.value, ast.Attribute)
+                                                  and t.value.attr not in NAMESPACES)]
             for sub in assigned(targets):
                 if isinstance(sub, ast.Name) and sub.id in ("__eq__", "__ne__"):
                     add(f"assigns {sub.id} (an answer that compares equal to anything passes naive tests)")
