@@ -103,7 +103,6 @@ def test_roundtrip_spec_is_charged_where_made(name):
         f"{name}: one alternative must assign through a fancy index (as in onehot[np.arange(n), y] = 1)")
 
 
-@pytest.mark.xfail(bool(PENDING), strict=True, reason="specs of pending assignments not written yet")
 def test_half_of_the_typical_mistakes_fail_a_visible_test():
     mistakes = [m for name in NAMES for m in at.load_spec(name)["mistakes"]]
     visible = sum(m["visible"] for m in mistakes)
